@@ -1,0 +1,13 @@
+//! What both ossbridge binaries do the same way at start-up: load and
+//! validate configuration, set up logging, build AWS SDK configuration and
+//! turn termination signals into one cancellation token.
+
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod shutdown;
+
+pub use config::{ConfigError, load_config, parse_toml};
+pub use error::error_chain;

@@ -1,0 +1,63 @@
+//! The three AWS clients a worker uses: the source bucket (OSS through its
+//! S3-compatible API, keys from SSM), the destination bucket and SQS
+//! (default credential chain).
+
+use std::time::Duration;
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+
+use crate::config::{DestinationConfig, SourceConfig};
+use crate::credentials::SsmCredentials;
+
+/// A client for the source bucket.
+///
+/// OSS does not implement S3's flexible checksums, so the SDK is told to
+/// neither send nor expect `x-amz-checksum-*` there; integrity is checked
+/// against OSS's own headers instead.
+pub fn source_s3(
+    sdk: &SdkConfig,
+    config: &SourceConfig,
+    credentials: SsmCredentials,
+) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .credentials_provider(credentials)
+        .region(Region::new(config.region.clone()))
+        .endpoint_url(&config.endpoint_url)
+        .force_path_style(config.force_path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// A client for the destination bucket, on the default credential chain.
+pub fn destination_s3(sdk: &SdkConfig, config: &DestinationConfig) -> aws_sdk_s3::Client {
+    let mut conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(config.force_path_style);
+    if let Some(region) = &config.region {
+        conf = conf.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &config.endpoint_url {
+        conf = conf.endpoint_url(url);
+    }
+    aws_sdk_s3::Client::from_conf(conf.build())
+}
+
+/// SSM client for the credentials parameter.
+pub fn ssm(sdk: &SdkConfig) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(sdk)
+}
+
+/// SQS client. Long polls hold a request open for up to 20 s, so the
+/// per-attempt timeout must be longer than that.
+pub fn sqs(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::config::Builder::from(sdk)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}

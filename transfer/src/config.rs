@@ -1,0 +1,189 @@
+//! The transfer service's configuration. Every key is listed in
+//! docs/configuration.md.
+
+use ossbridge_runtime::ConfigError;
+use ossbridge_runtime::aws::AwsConfig;
+use ossbridge_runtime::cli::ServiceConfig;
+use ossbridge_runtime::config::require_http_url;
+use ossbridge_runtime::logging::LogConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Where SQS, SSM and the destination bucket are reached (default AWS
+    /// credential chain).
+    #[serde(default)]
+    pub aws: AwsConfig,
+    /// The SQS queue of copy jobs.
+    pub queue_url: String,
+    pub source: SourceConfig,
+    pub destination: DestinationConfig,
+    #[serde(default)]
+    pub worker: WorkerConfig,
+}
+
+/// `[source]`: the OSS bucket, read through OSS's S3-compatible API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The source bucket. Messages naming another bucket are refused.
+    pub bucket: String,
+    /// For example `https://s3.oss-cn-hangzhou.aliyuncs.com`.
+    pub endpoint_url: String,
+    /// The region used for signing, for example `oss-cn-hangzhou`.
+    pub region: String,
+    /// SSM Parameter Store SecureString holding
+    /// `{"access_key_id": ..., "secret_access_key": ...}` (the Data
+    /// Transfer Hub format; `session_token` is optional).
+    pub credentials_parameter: String,
+    /// How often the keys are re-read from SSM, in seconds.
+    #[serde(default = "default_credentials_refresh_secs")]
+    pub credentials_refresh_secs: u64,
+    /// OSS accepts only virtual-hosted-style requests; local emulators need
+    /// path style.
+    #[serde(default)]
+    pub force_path_style: bool,
+}
+
+/// `[destination]`: the Amazon S3 bucket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub bucket: String,
+    /// Prepended to every source key.
+    #[serde(default)]
+    pub prefix: String,
+    /// Region of the bucket; `[aws].region` when unset.
+    pub region: Option<String>,
+    /// Endpoint override for the destination only (tests, S3-compatible
+    /// stores); `[aws].endpoint_url` when unset.
+    pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub force_path_style: bool,
+}
+
+/// `[worker]`: how the queue is drained.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Objects copied at the same time.
+    pub concurrency: usize,
+    /// ReceiveMessage long-poll wait (0–20 s).
+    pub wait_time_secs: i32,
+    /// After a shutdown signal, how long copies in progress may take before
+    /// the process exits (their messages then reappear on the queue).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 16,
+            wait_time_secs: 20,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+fn default_credentials_refresh_secs() -> u64 {
+    300
+}
+
+impl ServiceConfig for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Config::validate(self)
+    }
+
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.aws.validate("aws")?;
+        require_http_url("queue_url", &self.queue_url)?;
+        let s = &self.source;
+        non_empty("source.bucket", &s.bucket)?;
+        require_http_url("source.endpoint_url", &s.endpoint_url)?;
+        non_empty("source.region", &s.region)?;
+        non_empty("source.credentials_parameter", &s.credentials_parameter)?;
+        if s.credentials_refresh_secs < 10 {
+            return Err(ConfigError::invalid(
+                "source.credentials_refresh_secs",
+                "must be at least 10",
+            ));
+        }
+        let d = &self.destination;
+        non_empty("destination.bucket", &d.bucket)?;
+        if let Some(url) = &d.endpoint_url {
+            require_http_url("destination.endpoint_url", url)?;
+        }
+        if d.region.as_deref() == Some("") {
+            return Err(ConfigError::invalid(
+                "destination.region",
+                "must not be empty",
+            ));
+        }
+        let w = &self.worker;
+        if w.concurrency == 0 {
+            return Err(ConfigError::invalid("worker.concurrency", "must be > 0"));
+        }
+        if !(0..=20).contains(&w.wait_time_secs) {
+            return Err(ConfigError::invalid(
+                "worker.wait_time_secs",
+                "must be between 0 and 20",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn non_empty(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(ConfigError::invalid(key, "must not be empty"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ossbridge_runtime::parse_toml;
+
+    const EXAMPLE: &str = include_str!("../../deploy/config/transfer.example.toml");
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = parse_toml(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let config = load(EXAMPLE).expect("valid");
+        assert_eq!(config.source.credentials_parameter, "/ossbridge/oss-keys");
+        assert_eq!(config.worker.wait_time_secs, 20);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = load(&EXAMPLE.replace("wait_time_secs = 20", "wait_time_secs = 21"))
+            .expect_err("range");
+        assert!(err.to_string().contains("worker.wait_time_secs"), "{err}");
+        let err = load(&EXAMPLE.replace("bucket = \"media-prod\"", "")).expect_err("missing");
+        assert!(
+            err.to_string().contains("bucket") && err.to_string().contains("source"),
+            "{err}"
+        );
+        let err =
+            load(&EXAMPLE.replace("endpoint_url = \"https://s3.oss", "endpoint_url = \"s3.oss"))
+                .expect_err("url");
+        assert!(err.to_string().contains("source.endpoint_url"), "{err}");
+        let err = load(&format!("{EXAMPLE}\nconcurency = 3\n")).expect_err("typo");
+        assert!(err.to_string().contains("concurency"), "{err}");
+    }
+}
