@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# README command (b), and all that CI runs (.ci/run calls this): formatting,
+# lints, and the whole test suite against real local services.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in cargo python3; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required" >&2; exit 1; }
+done
+for component in rustfmt clippy; do
+  cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 \
+    || rustup component add "$component" \
+    || { echo "test.sh: the $component component is required" >&2; exit 1; }
+done
+
+deploy/local/setup-emulator.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests start the service binaries as child processes.
+cargo build --workspace --bins --locked
+cargo test --workspace --locked
