@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ossbridge_gateway::{Config, run};
+use ossbridge_gateway::{Config, Listeners, run};
 use ossbridge_runtime::cli::{self, ConfigArgs};
 use ossbridge_runtime::shutdown;
 
@@ -15,6 +15,13 @@ struct Cli {
     config: ConfigArgs,
 }
 
+async fn bind(key: &str, addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ExitCode> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        eprintln!("{PROGRAM}: {key}: cannot bind {addr}: {e}");
+        ExitCode::from(cli::EXIT_CONFIG)
+    })
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,14 +29,17 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{PROGRAM}: listen: cannot bind {}: {e}", config.listen);
-            return ExitCode::from(cli::EXIT_CONFIG);
-        }
+    let listeners = match (
+        bind("listen", config.listen).await,
+        bind("admin_listen", config.admin_listen).await,
+    ) {
+        (Ok(public), Ok(admin)) => Listeners {
+            public,
+            admin: Some(admin),
+        },
+        (Err(code), _) | (_, Err(code)) => return code,
     };
-    match run(config, listener, shutdown::on_termination_signal()).await {
+    match run(config, listeners, shutdown::on_termination_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(event = "gateway_failed", error = %e);

@@ -1,46 +1,151 @@
-//! Verified OSS event notifications → queue messages.
+//! OSS events → queue messages: the event-name table, delete propagation
+//! and the source's filters. Keys pass through exactly as OSS sent them.
 
-use ossbridge_message::{EventAction, OssNotification, QueueMessage};
+use std::sync::Arc;
 
-use crate::verify::Verified;
+use ossbridge_message::{EventAction, OssEvent, QueueMessage, canonical_event_name};
+
+use crate::config::{FilterConfig, SourceConfig};
+use crate::telemetry;
 
 /// What one request's events became.
 #[derive(Debug, Default)]
 pub struct Normalized {
     /// Messages to enqueue, in the order of the events.
     pub messages: Vec<QueueMessage>,
-    /// Events accepted but not forwarded (part uploads, downloads, deletes
-    /// while delete propagation is off, ...).
+    /// Events that change nothing at the destination (part uploads,
+    /// downloads, restores) or deletes while delete propagation is off.
     pub ignored: usize,
+    /// Events a filter excluded.
+    pub filtered: usize,
 }
 
-/// A verified body that is not an OSS event notification.
-#[derive(Debug, thiserror::Error)]
-#[error("body is not an OSS event notification: {reason}")]
-pub struct NormalizeError {
-    reason: String,
+/// One source's normalization rules.
+#[derive(Debug)]
+pub struct Normalizer {
+    source_id: Arc<str>,
+    propagate_deletes: bool,
+    filter: FilterConfig,
 }
 
-/// Parses the verified body and builds one message per event that changes
-/// the destination. Keys are passed through exactly as OSS sent them.
-pub fn normalize(verified: &Verified) -> Result<Normalized, NormalizeError> {
-    let notification: OssNotification =
-        serde_json::from_slice(verified.body()).map_err(|e| NormalizeError {
-            // serde's message names the field and position in the sender's
-            // own body; nothing of ours is in it.
-            reason: e.to_string(),
-        })?;
-    let mut normalized = Normalized::default();
-    for event in &notification.events {
-        match event.action() {
-            // Deletes are not forwarded: a Data Transfer Hub worker fleet
-            // reading this queue would treat them as copies.
-            EventAction::Ignore | EventAction::Delete => normalized.ignored += 1,
-            EventAction::Copy => match QueueMessage::from_oss_event(event, verified.source()) {
-                Some(message) => normalized.messages.push(message),
-                None => normalized.ignored += 1,
-            },
+impl Normalizer {
+    pub fn new(source_id: Arc<str>, config: &SourceConfig) -> Normalizer {
+        let mut filter = config.filter.clone();
+        for name in &mut filter.event_names {
+            *name = canonical_event_name(name).to_owned();
+        }
+        Normalizer {
+            source_id,
+            propagate_deletes: config.propagate_deletes,
+            filter,
         }
     }
-    Ok(normalized)
+
+    pub fn normalize(&self, events: &[OssEvent]) -> Normalized {
+        let mut out = Normalized::default();
+        for event in events {
+            let action = event.action();
+            let counted = match action {
+                EventAction::Delete if !self.propagate_deletes => {
+                    out.ignored += 1;
+                    "ignored"
+                }
+                EventAction::Ignore => {
+                    out.ignored += 1;
+                    "ignored"
+                }
+                _ if !self.passes(event) => {
+                    out.filtered += 1;
+                    "filtered"
+                }
+                _ => match QueueMessage::from_oss_event(event, &self.source_id) {
+                    Some(message) => {
+                        out.messages.push(message);
+                        action.as_str()
+                    }
+                    None => {
+                        out.ignored += 1;
+                        "ignored"
+                    }
+                },
+            };
+            telemetry::event_seen(event.name(), counted);
+        }
+        out
+    }
+
+    fn passes(&self, event: &OssEvent) -> bool {
+        let f = &self.filter;
+        let key = &event.oss.object.key;
+        (f.buckets.is_empty() || f.buckets.iter().any(|b| b == &event.oss.bucket.name))
+            && (f.event_names.is_empty() || f.event_names.iter().any(|n| n == event.name()))
+            && (f.include_prefixes.is_empty()
+                || f.include_prefixes
+                    .iter()
+                    .any(|p| key.starts_with(p.as_str())))
+            && !f
+                .exclude_prefixes
+                .iter()
+                .any(|p| key.starts_with(p.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ossbridge_message::OssNotification;
+
+    fn events(list: &[(&str, &str, &str)]) -> Vec<OssEvent> {
+        let events: Vec<serde_json::Value> = list
+            .iter()
+            .map(|(name, bucket, key)| {
+                serde_json::json!({"eventName": name, "oss": {"bucket": {"name": bucket},
+                    "object": {"key": key, "size": 1, "eTag": "E"}}})
+            })
+            .collect();
+        let n: OssNotification =
+            serde_json::from_value(serde_json::json!({ "events": events })).expect("events");
+        n.events
+    }
+
+    fn normalizer(toml: &str) -> Normalizer {
+        let config: SourceConfig = ossbridge_runtime::parse_toml(&format!(
+            "queue_url = \"http://127.0.0.1:1/q\"\n{toml}\n[verifier]\ntype = \"api_key\"\nkeys = [\"k\"]\n"
+        ))
+        .expect("config");
+        Normalizer::new(Arc::from("s"), &config)
+    }
+
+    #[test]
+    fn deletes_are_forwarded_only_when_propagation_is_on() {
+        let input = events(&[
+            ("ObjectRemoved:DeleteObject", "b", "k"),
+            ("ObjectCreated:PutObject", "b", "k"),
+            ("ObjectCreated:UploadPart", "b", "k"),
+        ]);
+        let off = normalizer("").normalize(&input);
+        assert_eq!((off.messages.len(), off.ignored), (1, 2));
+        let on = normalizer("propagate_deletes = true").normalize(&input);
+        assert_eq!((on.messages.len(), on.ignored), (2, 1));
+        assert_eq!(on.messages[0].op, ossbridge_message::Operation::Delete);
+    }
+
+    #[test]
+    fn filters_on_bucket_prefix_and_event_name() {
+        let n = normalizer(
+            "[filter]\nbuckets = [\"b\"]\ninclude_prefixes = [\"photos/\", \"video/\"]\n\
+             exclude_prefixes = [\"photos/tmp/\"]\nevent_names = [\"oss:ObjectCreated:PutObject\"]",
+        );
+        let out = n.normalize(&events(&[
+            ("ObjectCreated:PutObject", "b", "photos/a.jpg"),
+            ("oss:ObjectCreated:PutObject", "b", "video/a.mp4"),
+            ("ObjectCreated:PutObject", "other", "photos/a.jpg"),
+            ("ObjectCreated:PutObject", "b", "photos/tmp/a.jpg"),
+            ("ObjectCreated:PutObject", "b", "docs/a.pdf"),
+            ("ObjectCreated:CopyObject", "b", "photos/b.jpg"),
+        ]));
+        let keys: Vec<&str> = out.messages.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, ["photos/a.jpg", "video/a.mp4"]);
+        assert_eq!(out.filtered, 4);
+    }
 }

@@ -1,13 +1,16 @@
-//! HTTP routes: `POST /v1/ingest/{source}` and `GET /healthz`.
+//! The public routes: `POST /v1/ingest/{source}`, `GET /healthz`,
+//! `GET /readyz`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -15,35 +18,58 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::enqueue::Enqueuer;
+use crate::batcher::Batcher;
+use crate::body::{self, MnsPolicy};
+use crate::config::BodyFormat;
+use crate::dedup::Dedup;
+use crate::enqueue::EnqueueError;
 use crate::error::IngestError;
-use crate::normalize::normalize;
+use crate::health::SqsHealth;
+use crate::normalize::Normalizer;
+use crate::ratelimit::RateLimits;
+use crate::telemetry;
 use crate::verify::Verifier;
 
 /// A configured webhook source, ready to serve.
 #[derive(Debug)]
 pub struct Source {
     pub id: Arc<str>,
-    pub queue_url: String,
     pub verifier: Verifier,
+    pub format: BodyFormat,
+    pub mns_policy: Option<MnsPolicy>,
+    pub normalizer: Normalizer,
+    pub batcher: Batcher,
 }
 
 #[derive(Debug)]
 pub struct AppState {
     pub sources: HashMap<String, Source>,
-    pub enqueuer: Enqueuer,
     pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub enqueue_timeout: Duration,
+    pub rate_limits: RateLimits,
+    pub dedup: Dedup,
+    pub health: Arc<SqsHealth>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/ingest/{source}", post(ingest))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(state)
 }
 
-async fn healthz() -> &'static str {
+pub async fn healthz() -> &'static str {
     "ok"
+}
+
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.health.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "sqs unavailable")
+    }
 }
 
 /// What a successful ingest reports back.
@@ -53,36 +79,63 @@ pub struct IngestResponse {
     pub events: usize,
     /// Messages SQS accepted.
     pub enqueued: usize,
-    /// Events accepted without a message (nothing to copy).
+    /// Events that change nothing at the destination.
     pub ignored: usize,
+    /// Events a source filter excluded.
+    pub filtered: usize,
+    /// Events already enqueued recently (a retried delivery).
+    pub duplicates: usize,
 }
 
 async fn ingest(
     State(state): State<Arc<AppState>>,
     Path(source_id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<IngestResponse>, IngestError> {
-    let source = state
-        .sources
-        .get(&source_id)
-        .ok_or(IngestError::UnknownSource)?;
-    let span = tracing::info_span!("ingest", source = %source.id);
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let request_id = request_id(&parts.headers);
+    let Some(source) = state.sources.get(&source_id) else {
+        // Not the caller's string as a label: that would let anyone mint
+        // metric series.
+        telemetry::request_done("-", "unknown_source", started.elapsed().as_secs_f64());
+        return with_request_id(IngestError::UnknownSource.into_response(), &request_id);
+    };
+    let span = tracing::info_span!("ingest", source = %source.id, request_id = %request_id);
     async {
-        let result = handle(&state, source, &headers, body).await;
-        match &result {
-            Ok(r) => tracing::info!(
-                event = "ingest_accepted",
-                events = r.events,
-                enqueued = r.enqueued,
-                ignored = r.ignored
-            ),
-            Err(e) if e.is_retryable() => {
-                tracing::error!(event = "ingest_failed", error = %e, "answering 503")
+        let result = match tokio::time::timeout(
+            state.request_timeout,
+            handle(&state, source, peer, parts, body),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(IngestError::Timeout),
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        let response = match result {
+            Ok(r) => {
+                telemetry::request_done(&source.id, "accepted", elapsed);
+                tracing::debug!(event = "ingest_accepted", events = r.events, enqueued = r.enqueued);
+                if source.format == BodyFormat::Mns {
+                    // MNS expects 204 No Content.
+                    StatusCode::NO_CONTENT.into_response()
+                } else {
+                    (StatusCode::OK, axum::Json(r)).into_response()
+                }
             }
-            Err(e) => tracing::warn!(event = "ingest_rejected", status = %e.status(), reason = %e),
-        }
-        result.map(Json)
+            Err(e) => {
+                telemetry::request_done(&source.id, e.outcome(), elapsed);
+                if e.is_retryable() {
+                    tracing::warn!(event = "ingest_failed", status = e.status().as_u16(), error = %e);
+                } else {
+                    tracing::info!(event = "ingest_rejected", status = e.status().as_u16(), reason = %e);
+                }
+                e.into_response()
+            }
+        };
+        with_request_id(response, &request_id)
     }
     .instrument(span)
     .await
@@ -91,26 +144,41 @@ async fn ingest(
 async fn handle(
     state: &AppState,
     source: &Source,
-    headers: &HeaderMap,
+    peer: SocketAddr,
+    parts: axum::http::request::Parts,
     body: Body,
 ) -> Result<IngestResponse, IngestError> {
-    let body = read_limited(headers, body, state.max_body_bytes).await?;
+    let client = state.rate_limits.client_ip(peer.ip(), &parts.headers);
+    state
+        .rate_limits
+        .check(client)
+        .map_err(|retry_after| IngestError::RateLimited { retry_after })?;
+    let body = read_limited(&parts.headers, body, state.max_body_bytes).await?;
     let verified = source
         .verifier
-        .verify(source.id.clone(), headers, body, OffsetDateTime::now_utc())
+        .verify(source.id.clone(), &parts, body, OffsetDateTime::now_utc())
         .await?;
-    let normalized = normalize(&verified)?;
+    let events = body::decode(source.format, &verified, source.mns_policy.as_ref())?;
+    let mut normalized = source.normalizer.normalize(&events);
+    let duplicates = state.dedup.remove_duplicates(&mut normalized.messages);
+    telemetry::duplicates_dropped(duplicates);
     for m in &normalized.messages {
         tracing::debug!(event = "event_normalized", key = %m.key, op = ?m.op, idempotency_key = %m.idempotency_key);
     }
-    state
-        .enqueuer
-        .enqueue(&source.queue_url, &normalized.messages)
-        .await?;
+    tokio::time::timeout(
+        state.enqueue_timeout,
+        source.batcher.send(&normalized.messages),
+    )
+    .await
+    .map_err(|_| EnqueueError::Timeout(state.enqueue_timeout))??;
+    state.dedup.remember(&normalized.messages);
+    telemetry::enqueued(normalized.messages.iter().map(|m| m.event_time.as_str()));
     Ok(IngestResponse {
-        events: normalized.messages.len() + normalized.ignored,
+        events: events.len(),
         enqueued: normalized.messages.len(),
         ignored: normalized.ignored,
+        filtered: normalized.filtered,
+        duplicates,
     })
 }
 
@@ -132,4 +200,22 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
         }
         Err(_) => Err(IngestError::BodyRead),
     }
+}
+
+/// The caller's `x-request-id` if it is short and printable, else a new
+/// UUID; echoed in the response and logged with every line.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn with_request_id(mut response: Response, request_id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }

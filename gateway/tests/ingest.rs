@@ -20,7 +20,7 @@ async fn accepted_events_reach_the_queue_with_their_raw_keys() -> Result<()> {
     let answer: serde_json::Value = response.json().await?;
     assert_eq!(
         answer,
-        serde_json::json!({"events": 3, "enqueued": 3, "ignored": 0})
+        serde_json::json!({"events": 3, "enqueued": 3, "ignored": 0, "filtered": 0, "duplicates": 0})
     );
 
     let fixture: serde_json::Value = serde_json::from_str(&body)?;

@@ -5,7 +5,9 @@
 pub mod oss_event;
 pub mod queue_message;
 
-pub use oss_event::{EventAction, OssEvent, OssNotification};
+pub use oss_event::{
+    EVENT_NAMES, EventAction, OssEvent, OssNotification, canonical_event_name, event_name_label,
+};
 pub use queue_message::{
     CONTRACT_VERSION, ContractError, Operation, QueueMessage, idempotency_key,
 };

@@ -96,6 +96,40 @@ impl OssEvent {
     }
 }
 
+/// Every documented OSS event name (without the `oss:` prefix).
+pub const EVENT_NAMES: &[&str] = &[
+    "ObjectCreated:PutObject",
+    "ObjectCreated:PostObject",
+    "ObjectCreated:CopyObject",
+    "ObjectCreated:AppendObject",
+    "ObjectCreated:InitiateMultipartUpload",
+    "ObjectCreated:UploadPart",
+    "ObjectCreated:UploadPartCopy",
+    "ObjectCreated:CompleteMultipartUpload",
+    "ObjectCreated:PutSymlink",
+    "ObjectRemoved:DeleteObject",
+    "ObjectRemoved:DeleteObjects",
+    "ObjectRemoved:AbortMultipartUpload",
+    "ObjectModified:UpdateObjectMeta",
+    "ObjectModified:ChangeStorageClass",
+    "ObjectReplication:ObjectCreated",
+    "ObjectReplication:ObjectModified",
+    "ObjectReplication:ObjectRemoved",
+    "ObjectRestore:FinishRestore",
+    "ObjectDownloaded:GetObject",
+];
+
+/// The name as a low-cardinality label: itself if documented, else
+/// `other`.
+pub fn event_name_label(name: &str) -> &'static str {
+    let name = canonical_event_name(name);
+    EVENT_NAMES
+        .iter()
+        .find(|known| **known == name)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// Strips the `oss:` prefix, so `oss:ObjectCreated:PutObject` and
 /// `ObjectCreated:PutObject` are the same event.
 pub fn canonical_event_name(name: &str) -> &str {
@@ -169,6 +203,13 @@ mod tests {
         for name in ignore {
             assert_eq!(classify(name), EventAction::Ignore, "{name}");
         }
+        let listed = copy.len() + delete.len() + ignore.len() - 1;
+        assert_eq!(listed, EVENT_NAMES.len());
+        for name in EVENT_NAMES {
+            assert!(copy.contains(name) || delete.contains(name) || ignore.contains(name));
+            assert_eq!(event_name_label(&format!("oss:{name}")), *name);
+        }
+        assert_eq!(event_name_label("SomethingNew:Unknown"), "other");
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl Pipeline {
 
     pub fn gateway_config(&self) -> String {
         format!(
-            "listen = \"127.0.0.1:0\"\n\
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
              [log]\nformat = \"json\"\nlevel = \"info\"\n\
              {aws}\
              [sources.{id}]\nqueue_url = {queue}\n\

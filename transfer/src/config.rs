@@ -93,17 +93,11 @@ fn default_credentials_refresh_secs() -> u64 {
 }
 
 impl ServiceConfig for Config {
-    fn validate(&self) -> Result<(), ConfigError> {
-        Config::validate(self)
-    }
-
     fn log(&self) -> &LogConfig {
         &self.log
     }
-}
 
-impl Config {
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.aws.validate("aws")?;
         require_http_url("queue_url", &self.queue_url)?;
         let s = &self.source;

@@ -20,6 +20,7 @@ use aws_credential_types::provider::ProvideCredentials;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+use ossbridge_runtime::cli::ServiceConfig;
 use ossbridge_runtime::{ConfigError, error_chain};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,38 +1,56 @@
-//! Request authentication. A [`Verified`] request can only be built here,
-//! by a verifier that checked the raw bytes, so nothing downstream can
-//! parse an unauthenticated body by mistake.
+//! Request authentication, one verifier per delivery path. A [`Verified`]
+//! body can only be built here, by a verifier that checked it, so nothing
+//! downstream can parse an unauthenticated body by mistake.
 
+mod credentials;
+mod hmac;
+pub mod mns;
 mod standard_webhooks;
 
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use bytes::Bytes;
 use ossbridge_runtime::ConfigError;
+use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::config::VerifierConfig;
+pub use credentials::{ApiKey, BasicAuth};
+pub use hmac::HmacVerifier;
+pub use mns::{CertStore, MnsVerifier};
 pub use standard_webhooks::StandardWebhooks;
 
-/// A request body whose signature was checked.
+/// A request body whose authenticity was checked.
 #[derive(Debug)]
 pub struct Verified {
     source: Arc<str>,
     body: Bytes,
+    url_token_checked: bool,
 }
 
 impl Verified {
     fn new(source: Arc<str>, body: Bytes) -> Verified {
-        Verified { source, body }
+        Verified {
+            source,
+            body,
+            url_token_checked: false,
+        }
     }
 
-    /// The source whose secret verified the body.
+    /// The source whose verifier accepted the body.
     pub fn source(&self) -> &str {
         &self.source
     }
 
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    /// Whether the request URL carried the source's secret token (MNS).
+    pub fn url_token_checked(&self) -> bool {
+        self.url_token_checked
     }
 }
 
@@ -48,42 +66,98 @@ pub enum VerifyError {
     StaleTimestamp,
     #[error("signature mismatch")]
     BadSignature,
+    #[error("bad credentials")]
+    BadCredentials,
+    #[error("Content-MD5 does not match the body")]
+    BodyDigestMismatch,
+    #[error("missing or wrong url token")]
+    BadUrlToken,
+    #[error("signing certificate URL refused: {0}")]
+    CertificateUrlRefused(&'static str),
+    /// The certificate could not be fetched (timeout, network, 5xx): the
+    /// request may well be genuine, so the sender should retry.
+    #[error("signing certificate unavailable, retry later")]
+    CertificateUnavailable,
+    #[error("signing certificate unusable")]
+    CertificateInvalid,
 }
 
-/// A source's verifier, built once at start-up from its configuration.
+impl VerifyError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, VerifyError::CertificateUnavailable)
+    }
+}
+
+/// A source's verifier, built once at start-up from its configuration and
+/// resolved secrets.
 #[derive(Debug)]
 pub enum Verifier {
     StandardWebhooks(StandardWebhooks),
+    Hmac(HmacVerifier),
+    ApiKey(ApiKey),
+    BasicAuth(BasicAuth),
+    Mns(MnsVerifier),
 }
 
 impl Verifier {
-    /// Builds the verifier; `key` names the configuration table in errors.
-    pub fn from_config(key: &str, config: &VerifierConfig) -> Result<Verifier, ConfigError> {
-        match config {
-            VerifierConfig::StandardWebhooks {
-                secrets,
+    /// Builds the verifier. `key` names the configuration table in errors;
+    /// `secrets` are the resolved values of the verifier's secret setting
+    /// (its `url_token` for MNS).
+    pub fn build(
+        key: &str,
+        config: &VerifierConfig,
+        secrets: Vec<SecretString>,
+        certs: &Arc<CertStore>,
+    ) -> Result<Verifier, ConfigError> {
+        Ok(match config {
+            VerifierConfig::StandardWebhooks { tolerance_secs, .. } => {
+                Verifier::StandardWebhooks(StandardWebhooks::new(key, &secrets, *tolerance_secs)?)
+            }
+            VerifierConfig::Hmac {
+                algorithm,
+                header,
+                timestamp_header,
                 tolerance_secs,
-            } => Ok(Verifier::StandardWebhooks(StandardWebhooks::new(
+                ..
+            } => Verifier::Hmac(HmacVerifier::new(
                 key,
-                secrets,
+                *algorithm,
+                &secrets,
+                header.as_deref(),
+                timestamp_header.as_deref(),
                 *tolerance_secs,
-            )?)),
-        }
+            )?),
+            VerifierConfig::ApiKey { header, .. } => {
+                Verifier::ApiKey(ApiKey::new(key, header, secrets)?)
+            }
+            VerifierConfig::BasicAuth { username, .. } => {
+                Verifier::BasicAuth(BasicAuth::new(username, secrets))
+            }
+            VerifierConfig::Mns { .. } => Verifier::Mns(MnsVerifier::new(certs.clone(), secrets)),
+        })
     }
 
     pub async fn verify(
         &self,
         source: Arc<str>,
-        headers: &HeaderMap,
+        request: &Parts,
         body: Bytes,
         now: OffsetDateTime,
     ) -> Result<Verified, VerifyError> {
+        let headers = &request.headers;
         match self {
-            Verifier::StandardWebhooks(v) => {
-                v.verify(headers, &body, now)?;
-                Ok(Verified::new(source, body))
+            Verifier::StandardWebhooks(v) => v.verify(headers, &body, now)?,
+            Verifier::Hmac(v) => v.verify(headers, &body, now)?,
+            Verifier::ApiKey(v) => v.verify(headers)?,
+            Verifier::BasicAuth(v) => v.verify(headers)?,
+            Verifier::Mns(v) => {
+                let url_token_checked = v.verify(request, &body, now).await?;
+                let mut verified = Verified::new(source, body);
+                verified.url_token_checked = url_token_checked;
+                return Ok(verified);
             }
         }
+        Ok(Verified::new(source, body))
     }
 }
 
@@ -94,4 +168,26 @@ fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Ver
         .ok_or(VerifyError::MissingHeader(name))?
         .to_str()
         .map_err(|_| VerifyError::MalformedHeader(name))
+}
+
+/// Whether `candidate` equals any of `accepted`, in time independent of
+/// where (or whether) they differ.
+fn matches_any(candidate: &[u8], accepted: &[Vec<u8>]) -> bool {
+    use subtle::ConstantTimeEq;
+    accepted
+        .iter()
+        .fold(0u8, |acc, a| acc | candidate.ct_eq(a).unwrap_u8())
+        == 1
+}
+
+/// Checks a Unix-seconds timestamp against `now` ± `tolerance_secs`.
+fn check_timestamp(
+    sent_at: i64,
+    now: OffsetDateTime,
+    tolerance_secs: i64,
+) -> Result<(), VerifyError> {
+    if now.unix_timestamp().abs_diff(sent_at) > tolerance_secs.unsigned_abs() {
+        return Err(VerifyError::StaleTimestamp);
+    }
+    Ok(())
 }

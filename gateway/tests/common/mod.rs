@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Result;
-use ossbridge_gateway::{Config, RunError, serve};
+use ossbridge_gateway::{Config, Listeners, RunError, serve};
 use ossbridge_runtime::parse_toml;
 use ossbridge_testkit::webhook::{self, Signer};
 use ossbridge_testkit::{Emulator, LocalAws, unique_name};
@@ -20,6 +20,7 @@ pub struct Gateway {
     pub queue_url: String,
     pub signer: Signer,
     pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     pub shutdown: CancellationToken,
     pub server: JoinHandle<Result<(), RunError>>,
     pub http: reqwest::Client,
@@ -43,18 +44,25 @@ impl Gateway {
              [sources.{SOURCE}.verifier]\ntype = \"standard_webhooks\"\nsecrets = [\"{}\"]\n{extra}",
             signer.secret()
         ))?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let public = TcpListener::bind("127.0.0.1:0").await?;
+        let admin = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = public.local_addr()?;
+        let admin_addr = admin.local_addr()?;
         let shutdown = CancellationToken::new();
         let sdk = aws.sdk.clone();
         let token = shutdown.clone();
-        let server = tokio::spawn(async move { serve(config, &sdk, listener, token).await });
+        let listeners = Listeners {
+            public,
+            admin: Some(admin),
+        };
+        let server = tokio::spawn(async move { serve(config, &sdk, listeners, token).await });
         Ok(Gateway {
             emulator,
             aws,
             queue_url,
             signer,
             addr,
+            admin_addr,
             shutdown,
             server,
             http: reqwest::Client::builder().no_proxy().build()?,

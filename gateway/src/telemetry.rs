@@ -1,0 +1,121 @@
+//! Metric names, in one place, and the functions that record them. Labels
+//! stay low-cardinality: source ids come from configuration, event names
+//! from Aliyun's documented list (anything else is `other`).
+
+use std::sync::OnceLock;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Requests to the ingest endpoint, by `source` and `outcome`.
+pub const REQUESTS: &str = "ossbridge_gateway_requests_total";
+/// Seconds from request start to answer, by `source`.
+pub const REQUEST_SECONDS: &str = "ossbridge_gateway_request_seconds";
+/// OSS events seen, by `event` (name) and `action` (copy, delete, ignored,
+/// filtered, duplicate).
+pub const EVENTS: &str = "ossbridge_gateway_events_total";
+/// SendMessageBatch calls, by `outcome` (ok, partial, error).
+pub const SQS_BATCHES: &str = "ossbridge_gateway_sqs_batches_total";
+/// Entries per SendMessageBatch call.
+pub const SQS_BATCH_SIZE: &str = "ossbridge_gateway_sqs_batch_size";
+/// Seconds per SendMessageBatch call.
+pub const SQS_SEND_SECONDS: &str = "ossbridge_gateway_sqs_send_seconds";
+/// Entries SQS reported as failed and that were sent again.
+pub const SQS_ENTRY_RETRIES: &str = "ossbridge_gateway_sqs_entry_retries_total";
+/// Messages SQS accepted.
+pub const SQS_MESSAGES: &str = "ossbridge_gateway_sqs_messages_total";
+/// Seconds from the OSS event time to SQS accepting its message.
+pub const ENQUEUE_LAG_SECONDS: &str = "ossbridge_gateway_enqueue_lag_seconds";
+/// 1 while every queue answers, 0 while SQS is failing.
+pub const SQS_READY: &str = "ossbridge_gateway_sqs_ready";
+/// Connections open now.
+pub const CONNECTIONS: &str = "ossbridge_gateway_connections";
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let seconds = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let lag = [
+            0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_SECONDS.into()), &seconds)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(SQS_SEND_SECONDS.into()), &seconds)
+            })
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(ENQUEUE_LAG_SECONDS.into()), &lag))
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(SQS_BATCH_SIZE.into()),
+                    &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
+                )
+            })
+            .map(PrometheusBuilder::build_recorder);
+        match recorder {
+            Ok(recorder) => {
+                let handle = recorder.handle();
+                // Another recorder may already be installed (tests running
+                // several gateways in one process share the first).
+                let _ = metrics::set_global_recorder(recorder);
+                handle
+            }
+            Err(e) => unreachable!("static histogram buckets are valid: {e}"),
+        }
+    })
+}
+
+pub fn request_done(source: &str, outcome: &'static str, seconds: f64) {
+    counter!(REQUESTS, "source" => source.to_owned(), "outcome" => outcome).increment(1);
+    histogram!(REQUEST_SECONDS, "source" => source.to_owned()).record(seconds);
+}
+
+pub fn event_seen(name: &str, action: &'static str) {
+    counter!(EVENTS, "event" => ossbridge_message::event_name_label(name), "action" => action)
+        .increment(1);
+}
+
+pub fn duplicates_dropped(count: usize) {
+    if count > 0 {
+        counter!(EVENTS, "event" => "any", "action" => "duplicate").increment(count as u64);
+    }
+}
+
+pub fn batch_sent(entries: usize, seconds: f64, outcome: &'static str) {
+    counter!(SQS_BATCHES, "outcome" => outcome).increment(1);
+    histogram!(SQS_BATCH_SIZE).record(entries as f64);
+    histogram!(SQS_SEND_SECONDS).record(seconds);
+}
+
+pub fn entries_retried(count: usize) {
+    counter!(SQS_ENTRY_RETRIES).increment(count as u64);
+}
+
+/// Records messages SQS accepted, with their lag from the OSS event time.
+pub fn enqueued<'a>(event_times: impl Iterator<Item = &'a str>) {
+    let now = OffsetDateTime::now_utc();
+    let mut count = 0;
+    for t in event_times {
+        count += 1;
+        if let Ok(at) = OffsetDateTime::parse(t, &Rfc3339) {
+            histogram!(ENQUEUE_LAG_SECONDS).record((now - at).as_seconds_f64().max(0.0));
+        }
+    }
+    counter!(SQS_MESSAGES).increment(count);
+}
+
+pub fn sqs_ready(ready: bool) {
+    gauge!(SQS_READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+pub fn connection_opened() {
+    gauge!(CONNECTIONS).increment(1.0);
+}
+
+pub fn connection_closed() {
+    gauge!(CONNECTIONS).decrement(1.0);
+}
