@@ -13,7 +13,7 @@ for component in rustfmt clippy; do
     || { echo "test.sh: the $component component is required" >&2; exit 1; }
 done
 
-deploy/local/setup-emulator.sh
+tests/tools/setup.sh   # the emulator and the independent signers the tests use
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests start the service binaries as child processes.

@@ -105,6 +105,24 @@ impl Emulator {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Freezes the process (SIGSTOP): connections are accepted by the
+    /// kernel but never answered, and no state is lost.
+    pub fn pause(&self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// Resumes a paused emulator (SIGCONT).
+    pub fn resume(&self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGCONT)
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let child = self.child.as_ref().context("emulator not running")?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal)?;
+        Ok(())
+    }
+
     /// Stops the emulator (its in-memory state is lost).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

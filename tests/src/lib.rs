@@ -7,7 +7,9 @@ pub mod aws;
 pub mod emulator;
 pub mod fixtures;
 pub mod pipeline;
+pub mod proxy;
 pub mod services;
+pub mod tools;
 pub mod webhook;
 
 use std::path::PathBuf;
@@ -15,6 +17,7 @@ use std::path::PathBuf;
 pub use aws::{LocalAws, unique_name};
 pub use emulator::Emulator;
 pub use pipeline::Pipeline;
+pub use proxy::FaultProxy;
 pub use services::Service;
 
 /// The repository root (the workspace directory).

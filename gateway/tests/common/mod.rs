@@ -33,23 +33,45 @@ impl Gateway {
         Gateway::start_with("").await
     }
 
-    /// Starts with `extra` TOML appended to the generated configuration.
+    /// Starts with `extra` TOML appended to the generated configuration
+    /// (one Standard Webhooks source, [`SOURCE`]).
     pub async fn start_with(extra: &str) -> Result<Gateway> {
+        Gateway::start_custom(|queue_url, signer| {
+            format!(
+                "[sources.{SOURCE}]\nqueue_url = \"{queue_url}\"\n\
+                 [sources.{SOURCE}.verifier]\ntype = \"standard_webhooks\"\nsecrets = [\"{}\"]\n{extra}",
+                signer.secret()
+            )
+        })
+        .await
+    }
+
+    /// Starts with the configuration `config(queue_url, signer)` returns.
+    pub async fn start_custom(config: impl FnOnce(&str, &Signer) -> String) -> Result<Gateway> {
         let emulator = tokio::task::spawn_blocking(Emulator::start).await??;
         let aws = LocalAws::connect(&emulator.endpoint()).await;
         let queue_url = aws.create_queue(&unique_name("ingest"), &[]).await?;
+        let sdk = aws.sdk.clone();
+        Gateway::start_on(emulator, aws, queue_url, sdk, config).await
+    }
+
+    /// Starts against an emulator and queue the caller set up; the gateway
+    /// talks to AWS through `sdk` (a fault proxy's endpoint, say) while
+    /// `aws` reaches the emulator directly.
+    pub async fn start_on(
+        emulator: Emulator,
+        aws: LocalAws,
+        queue_url: String,
+        sdk: aws_config::SdkConfig,
+        config: impl FnOnce(&str, &Signer) -> String,
+    ) -> Result<Gateway> {
         let signer = Signer::generate(&unique_name("secret"));
-        let config: Config = parse_toml(&format!(
-            "[sources.{SOURCE}]\nqueue_url = \"{queue_url}\"\n\
-             [sources.{SOURCE}.verifier]\ntype = \"standard_webhooks\"\nsecrets = [\"{}\"]\n{extra}",
-            signer.secret()
-        ))?;
+        let config: Config = parse_toml(&config(&queue_url, &signer))?;
         let public = TcpListener::bind("127.0.0.1:0").await?;
         let admin = TcpListener::bind("127.0.0.1:0").await?;
         let addr = public.local_addr()?;
         let admin_addr = admin.local_addr()?;
         let shutdown = CancellationToken::new();
-        let sdk = aws.sdk.clone();
         let token = shutdown.clone();
         let listeners = Listeners {
             public,
@@ -75,6 +97,37 @@ impl Gateway {
 
     pub fn ingest_url(&self) -> String {
         self.url(&format!("/v1/ingest/{SOURCE}"))
+    }
+
+    /// POSTs `body` to `path` with `headers`.
+    pub async fn post_to(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(String, String)],
+    ) -> Result<reqwest::Response> {
+        let mut request = self.http.post(self.url(path)).body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        Ok(request.send().await?)
+    }
+
+    /// The keys of every message on the queue (received and deleted),
+    /// sorted.
+    pub async fn drained_keys(&self) -> Result<Vec<String>> {
+        let mut keys: Vec<String> = self.drain().await?.into_iter().map(|m| m.key).collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Every message body on the queue (received and deleted).
+    pub async fn drain(&self) -> Result<Vec<ossbridge_message::QueueMessage>> {
+        let bodies = self.aws.drain(&self.queue_url).await?;
+        Ok(bodies
+            .iter()
+            .map(|b| ossbridge_message::QueueMessage::from_body(b))
+            .collect::<Result<_, _>>()?)
     }
 
     /// POSTs `body` with `headers`.

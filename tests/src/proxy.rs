@@ -1,0 +1,223 @@
+//! A fault-injecting HTTP proxy in front of the emulator: counts calls by
+//! operation (`X-Amz-Target`, e.g. `AmazonSQS.SendMessageBatch`), and on
+//! request adds latency, answers 503, or makes SQS report chosen entries of
+//! a SendMessageBatch as failed (they are removed from the forwarded
+//! request, so SQS really does not get them).
+//!
+//! Bodies are buffered: it is meant for API traffic, not object data.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Default)]
+struct Faults {
+    /// For each upcoming SendMessageBatch, the entry indices to fail.
+    fail_entries: VecDeque<Vec<usize>>,
+    latency: Duration,
+    /// Upcoming requests to answer with 503 without forwarding.
+    unavailable: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    upstream: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    calls: Mutex<HashMap<String, u64>>,
+    faults: Mutex<Faults>,
+}
+
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Proxies to `upstream` (`http://127.0.0.1:PORT`).
+    pub async fn start(upstream: &str) -> Result<FaultProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            calls: Mutex::new(HashMap::new()),
+            faults: Mutex::new(Faults::default()),
+        });
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(FaultProxy { addr, state, task })
+    }
+
+    /// `http://127.0.0.1:PORT` of the proxy.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Calls seen for an operation, e.g. `AmazonSQS.SendMessageBatch`.
+    pub fn calls(&self, target: &str) -> u64 {
+        self.state
+            .calls
+            .lock()
+            .map(|c| c.get(target).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Makes SQS report `indices` of the next SendMessageBatch as failed.
+    pub fn fail_next_batch_entries(&self, indices: Vec<usize>) {
+        if let Ok(mut f) = self.state.faults.lock() {
+            f.fail_entries.push_back(indices);
+        }
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        if let Ok(mut f) = self.state.faults.lock() {
+            f.latency = latency;
+        }
+    }
+
+    /// Answers the next `count` requests with 503 without forwarding them.
+    pub fn fail_next_requests(&self, count: u64) {
+        if let Ok(mut f) = self.state.faults.lock() {
+            f.unavailable = count;
+        }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r
+}
+
+async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    match forward(state, request).await {
+        Ok(r) => Ok(r),
+        Err(e) => Ok(response(
+            StatusCode::BAD_GATEWAY,
+            Bytes::from(format!("proxy: {e:#}")),
+        )),
+    }
+}
+
+async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>> {
+    let (mut parts, body) = request.into_parts();
+    let mut body = body.collect().await?.to_bytes();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("other")
+        .to_owned();
+    if let Ok(mut calls) = state.calls.lock() {
+        *calls.entry(target.clone()).or_insert(0) += 1;
+    }
+    let (latency, unavailable, fail) = {
+        let mut f = state
+            .faults
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let unavailable = f.unavailable > 0;
+        if unavailable {
+            f.unavailable -= 1;
+        }
+        let fail = if target == "AmazonSQS.SendMessageBatch" && !unavailable {
+            f.fail_entries.pop_front()
+        } else {
+            None
+        };
+        (f.latency, unavailable, fail)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if unavailable {
+        return Ok(response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Bytes::from_static(
+                br#"{"__type":"ServiceUnavailable","message":"injected by the fault proxy"}"#,
+            ),
+        ));
+    }
+    let mut failed_ids = Vec::new();
+    if let Some(indices) = &fail {
+        let mut json: Value = serde_json::from_slice(&body).context("SendMessageBatch body")?;
+        if let Some(entries) = json["Entries"].as_array_mut() {
+            let mut kept = Vec::new();
+            for (i, entry) in entries.drain(..).enumerate() {
+                if indices.contains(&i) {
+                    failed_ids.push(entry["Id"].clone());
+                } else {
+                    kept.push(entry);
+                }
+            }
+            *entries = kept;
+        }
+        body = Bytes::from(serde_json::to_vec(&json)?);
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    parts.uri = format!("{}{path}", state.upstream).parse()?;
+    let upstream = state
+        .client
+        .request(Request::from_parts(parts, Full::new(body)))
+        .await?;
+    let (mut parts, body) = upstream.into_parts();
+    let mut body = body.collect().await?.to_bytes();
+    if !failed_ids.is_empty() {
+        let mut json: Value = serde_json::from_slice(&body).context("SendMessageBatch response")?;
+        let failed: Vec<Value> = failed_ids
+            .into_iter()
+            .map(|id| {
+                serde_json::json!({"Id": id, "SenderFault": false, "Code": "InternalError",
+                    "Message": "injected by the fault proxy"})
+            })
+            .collect();
+        match json.get_mut("Failed").and_then(Value::as_array_mut) {
+            Some(list) => list.extend(failed),
+            None => json["Failed"] = Value::Array(failed),
+        }
+        body = Bytes::from(serde_json::to_vec(&json)?);
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    }
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
