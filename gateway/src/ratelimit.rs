@@ -17,6 +17,9 @@ use crate::config::RateLimitConfig;
 
 #[derive(Debug)]
 pub struct RateLimits {
+    /// Built once: constructing the clock calibrates it (CPUID), far too
+    /// slow for every request.
+    clock: DefaultClock,
     global: Option<DefaultDirectRateLimiter>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     trusted_proxies: Vec<IpNet>,
@@ -31,6 +34,7 @@ fn quota(per_second: u32, burst: u32) -> Option<Quota> {
 impl RateLimits {
     pub fn new(config: &RateLimitConfig) -> RateLimits {
         RateLimits {
+            clock: DefaultClock::default(),
             global: quota(config.global_per_second, config.global_burst).map(RateLimiter::direct),
             per_ip: quota(config.per_ip_per_second, config.per_ip_burst).map(RateLimiter::keyed),
             trusted_proxies: config.trusted_proxies.clone(),
@@ -63,14 +67,15 @@ impl RateLimits {
     /// `Err(wait)` when the request must be refused, with the time until
     /// one would be allowed.
     pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
-        let clock = DefaultClock::default();
         if let Some(global) = &self.global {
-            global.check().map_err(|n| n.wait_time_from(clock.now()))?;
+            global
+                .check()
+                .map_err(|n| n.wait_time_from(self.clock.now()))?;
         }
         if let Some(per_ip) = &self.per_ip {
             per_ip
                 .check_key(&client)
-                .map_err(|n| n.wait_time_from(clock.now()))?;
+                .map_err(|n| n.wait_time_from(self.clock.now()))?;
         }
         Ok(())
     }
