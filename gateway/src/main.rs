@@ -7,6 +7,12 @@ use ossbridge_runtime::shutdown;
 
 const PROGRAM: &str = "ossbridge-gateway";
 
+// Every request allocates a few dozen small buffers across threads; glibc's
+// allocator spent ~12% of the gateway's CPU on them in profiles
+// (docs/benchmarks.md), mimalloc a fraction of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Receives signed Aliyun OSS event notifications and enqueues them on SQS.
 #[derive(Debug, Parser)]
 #[command(version)]
