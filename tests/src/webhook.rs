@@ -21,6 +21,12 @@ impl Signer {
         Signer::from_key(key)
     }
 
+    /// A signer for an existing `whsec_` secret.
+    pub fn from_secret(secret: &str) -> Option<Signer> {
+        let key = STANDARD.decode(secret.strip_prefix("whsec_")?).ok()?;
+        Some(Signer::from_key(key))
+    }
+
     fn from_key(key: Vec<u8>) -> Signer {
         let secret = format!("whsec_{}", STANDARD.encode(&key));
         Signer { key, secret }

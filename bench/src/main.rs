@@ -1,0 +1,120 @@
+//! Load generators for docs/benchmarks.md. Each run prints one JSON object
+//! on stdout; `bench/gateway.sh` orchestrates a whole comparison.
+
+mod load;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes a self-signed certificate for 127.0.0.1 (cert.pem, key.pem).
+    Cert { dir: PathBuf },
+    /// Creates a queue on the emulator and prints its URL.
+    Queue {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Messages on a queue (visible + in flight).
+    Depth {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        queue_url: String,
+    },
+    /// Signed OSS events (Standard Webhooks) POSTed to the gateway over TLS.
+    Gateway {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        secret: String,
+        #[command(flatten)]
+        load: load::LoadArgs,
+        /// Events in each request body.
+        #[arg(long, default_value_t = 1)]
+        events_per_request: usize,
+    },
+    /// The emulator's own ceiling: SendMessageBatch of 10 straight to SQS,
+    /// no gateway in between.
+    SqsBatch {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        queue_url: String,
+        #[command(flatten)]
+        load: load::LoadArgs,
+    },
+    /// The Data Transfer Hub tutorial's sender: one SQS SendMessage of
+    /// {"key","size"} per event, straight to the queue.
+    Dth {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        queue_url: String,
+        #[command(flatten)]
+        load: load::LoadArgs,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Cert { dir } => {
+            let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])?;
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("cert.pem"), generated.cert.pem())?;
+            std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem())?;
+        }
+        Command::Queue { endpoint, name } => {
+            let sqs = load::sqs_client(&endpoint).await;
+            let out = sqs.create_queue().queue_name(name).send().await?;
+            println!("{}", out.queue_url.context("no queue URL")?);
+        }
+        Command::Depth {
+            endpoint,
+            queue_url,
+        } => {
+            let sqs = load::sqs_client(&endpoint).await;
+            println!("{}", load::depth(&sqs, &queue_url).await?);
+        }
+        Command::Gateway {
+            url,
+            ca,
+            secret,
+            load,
+            events_per_request,
+        } => {
+            let report = load::gateway(&url, &ca, &secret, &load, events_per_request).await?;
+            println!("{report}");
+        }
+        Command::SqsBatch {
+            endpoint,
+            queue_url,
+            load,
+        } => {
+            let report = load::sqs_batch(&endpoint, &queue_url, &load).await?;
+            println!("{report}");
+        }
+        Command::Dth {
+            endpoint,
+            queue_url,
+            load,
+        } => {
+            let report = load::dth(&endpoint, &queue_url, &load).await?;
+            println!("{report}");
+        }
+    }
+    Ok(())
+}
