@@ -188,3 +188,104 @@ async fn healthz_answers_and_shutdown_stops_the_server() -> Result<()> {
     assert!(http.get(url).send().await.is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn each_source_names_its_own_queue() -> Result<()> {
+    let gw = Gateway::start_custom(|queue_url, signer| {
+        // The second queue is created below, after start; SQS URLs are
+        // predictable, so its URL is known in advance.
+        let other = queue_url.replace("ingest-", "other-");
+        format!(
+            "[sources.a]\nqueue_url = \"{queue_url}\"\n[sources.a.verifier]\n\
+             type = \"standard_webhooks\"\nsecrets = [\"{s}\"]\n\
+             [sources.b]\nqueue_url = \"{other}\"\n[sources.b.verifier]\n\
+             type = \"standard_webhooks\"\nsecrets = [\"{s}\"]\n",
+            s = signer.secret()
+        )
+    })
+    .await?;
+    let other_name = gw
+        .queue_url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .replace("ingest-", "other-");
+    let other_url = gw.aws.create_queue(&other_name, &[]).await?;
+    for (source, key) in [("a", "to/a"), ("b", "to/b")] {
+        let body = fixtures::oss_event("oss-events/put-object.json", "media-prod", &[(key, b"x")])?;
+        let headers: Vec<(String, String)> = gw
+            .signer
+            .headers(
+                &ossbridge_testkit::unique_name("m"),
+                webhook::now(),
+                body.as_bytes(),
+            )
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let r = gw
+            .post_to(&format!("/v1/ingest/{source}"), &body, &headers)
+            .await?;
+        assert_eq!(r.status(), 200, "{source}");
+    }
+    assert_eq!(gw.drained_keys().await?, ["to/a"]);
+    let on_other: Vec<String> = gw
+        .aws
+        .drain(&other_url)
+        .await?
+        .iter()
+        .map(|b| QueueMessage::from_body(b).map(|m| m.key))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(on_other, ["to/b"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn secrets_are_read_from_ssm_and_files_at_start() -> Result<()> {
+    let emulator = tokio::task::spawn_blocking(ossbridge_testkit::Emulator::start).await??;
+    let aws = ossbridge_testkit::LocalAws::connect(&emulator.endpoint()).await;
+    let queue_url = aws
+        .create_queue(&ossbridge_testkit::unique_name("secrets"), &[])
+        .await?;
+    let from_ssm = Signer::generate("ssm");
+    let from_file = Signer::generate("file");
+    aws.ssm
+        .put_parameter()
+        .name("/ossbridge/test/webhook-secrets")
+        .value(format!("# current\n{}\n", from_ssm.secret()))
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("secrets");
+    std::fs::write(&file, format!("[\"{}\"]", from_file.secret()))?;
+    let sdk = aws.sdk.clone();
+    let path = file.display().to_string();
+    let gw = Gateway::start_on(emulator, aws, queue_url, sdk, |queue_url, _| {
+        format!(
+            "[sources.ssm]\nqueue_url = \"{queue_url}\"\n[sources.ssm.verifier]\n\
+             type = \"standard_webhooks\"\nsecrets = {{ ssm_parameter = \"/ossbridge/test/webhook-secrets\" }}\n\
+             [sources.file]\nqueue_url = \"{queue_url}\"\n[sources.file.verifier]\n\
+             type = \"standard_webhooks\"\nsecrets = {{ file = \"{path}\" }}\n"
+        )
+    })
+    .await?;
+    for (source, signer) in [("ssm", &from_ssm), ("file", &from_file)] {
+        let body = fixtures::oss_event(
+            "oss-events/put-object.json",
+            "media-prod",
+            &[(source, b"x")],
+        )?;
+        let headers: Vec<(String, String)> = signer
+            .headers("m", webhook::now(), body.as_bytes())
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let r = gw
+            .post_to(&format!("/v1/ingest/{source}"), &body, &headers)
+            .await?;
+        assert_eq!(r.status(), 200, "{source}");
+    }
+    assert_eq!(gw.drained_keys().await?, ["file", "ssm"]);
+    Ok(())
+}

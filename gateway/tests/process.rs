@@ -19,6 +19,11 @@ struct Running {
 }
 
 async fn start(extra: &str) -> Result<Running> {
+    start_with(extra, "", &[]).await
+}
+
+/// `verifier_secrets` replaces the inline secret list when not empty.
+async fn start_with(extra: &str, verifier_secrets: &str, env: &[(&str, &str)]) -> Result<Running> {
     let emulator = tokio::task::spawn_blocking(Emulator::start).await??;
     let aws = LocalAws::connect(&emulator.endpoint()).await;
     let queue_url = aws.create_queue(&unique_name("proc"), &[]).await?;
@@ -27,11 +32,16 @@ async fn start(extra: &str) -> Result<Running> {
         "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{extra}\n\
          [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\
          [sources.media]\nqueue_url = \"{queue_url}\"\n\
-         [sources.media.verifier]\ntype = \"standard_webhooks\"\nsecrets = [\"{secret}\"]\n",
+         [sources.media.verifier]\ntype = \"standard_webhooks\"\nsecrets = {secrets}\n",
         endpoint = emulator.endpoint(),
-        secret = signer.secret(),
+        secrets = if verifier_secrets.is_empty() {
+            format!("[\"{}\"]", signer.secret())
+        } else {
+            verifier_secrets.to_owned()
+        },
     );
-    let service = Service::spawn("ossbridge-gateway", &config, "gateway_started").await?;
+    let service =
+        Service::spawn_with_env("ossbridge-gateway", &config, "gateway_started", env).await?;
     Ok(Running {
         _emulator: emulator,
         aws,
@@ -236,5 +246,49 @@ async fn json_logs_carry_the_request_id_and_the_object_key() -> Result<()> {
     assert_eq!(line["key"], "logs/报告 final.pdf", "{line}");
     assert_eq!(line["span"]["request_id"], "trace-me-42", "{line}");
     assert_eq!(line["span"]["source"], "media", "{line}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_the_environment_work_and_never_reach_the_logs() -> Result<()> {
+    let signer = Signer::generate("from-env");
+    let running = start_with(
+        "[log]\nformat = \"json\"\nlevel = \"trace,aws_smithy_runtime=info,aws_config=info,hyper=info,h2=info\"\n",
+        "{ env = \"MEDIA_WEBHOOK_SECRETS\" }",
+        &[("MEDIA_WEBHOOK_SECRETS", signer.secret())],
+    )
+    .await?;
+    let url = format!("http://{}/v1/ingest/media", running.addr()?);
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let body = fixtures::oss_event(
+        "oss-events/put-object.json",
+        "media-prod",
+        &[("env/ok", b"x")],
+    )?;
+    let mut request = client.post(&url).body(body.clone());
+    for (k, v) in signer.headers("m-env", now(), body.as_bytes()) {
+        request = request.header(k, v);
+    }
+    assert_eq!(request.send().await?.status(), 200);
+    // A refused request, too: its error path must not echo the secret.
+    let bad = client
+        .post(&url)
+        .body(body)
+        .header("webhook-id", "x")
+        .header("webhook-timestamp", now().to_string())
+        .header("webhook-signature", "v1,AAAA")
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 401);
+    let key = signer.secret().trim_start_matches("whsec_");
+    let logs = running.service.logs().join("\n");
+    assert!(
+        logs.contains("ingest_accepted") || logs.contains("event_normalized"),
+        "trace logs were captured"
+    );
+    assert!(
+        !logs.contains(key),
+        "the webhook secret appeared in the logs"
+    );
     Ok(())
 }

@@ -45,6 +45,16 @@ impl Service {
     /// Starts `binary --config FILE` with credentials for the local
     /// emulator, and waits until it logs `ready_event`.
     pub async fn spawn(binary_name: &str, config_toml: &str, ready_event: &str) -> Result<Service> {
+        Service::spawn_with_env(binary_name, config_toml, ready_event, &[]).await
+    }
+
+    /// [`Service::spawn`] with extra environment variables.
+    pub async fn spawn_with_env(
+        binary_name: &str,
+        config_toml: &str,
+        ready_event: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Service> {
         let mut config = tempfile::Builder::new()
             .suffix(".toml")
             .tempfile()
@@ -64,6 +74,7 @@ impl Service {
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env("NO_PROXY", "127.0.0.1,localhost,::1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -105,3 +105,15 @@ fn errors_name_the_key() {
     let err = load("").expect_err("no sources");
     assert!(err.to_string().contains("sources"), "{err}");
 }
+
+#[test]
+fn debug_output_redacts_every_secret() {
+    let config = load(&format!(
+        "{SOURCE}[sources.s.verifier]\ntype = \"basic_auth\"\nusername = \"u\"\npasswords = [\"hunter2-very-secret\"]\n\
+         [sources.t]\nqueue_url = \"http://127.0.0.1:1/q\"\n[sources.t.verifier]\ntype = \"mns\"\nurl_token = [\"token-very-secret\"]\n"
+    ))
+    .expect("valid");
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("very-secret"), "{debug}");
+    assert!(debug.contains("REDACTED"));
+}
