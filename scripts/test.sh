@@ -16,6 +16,8 @@ done
 tests/tools/setup.sh   # the emulator and the independent signers the tests use
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The end-to-end tests start the service binaries as child processes.
-cargo build --workspace --bins --locked
+# The end-to-end tests start the service binaries as child processes, so
+# build them first; building every target at once also compiles the
+# dependencies once, with the features the tests need.
+cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
