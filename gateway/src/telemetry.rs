@@ -2,10 +2,8 @@
 //! stay low-cardinality: source ids come from configuration, event names
 //! from Aliyun's documented list (anything else is `other`).
 
-use std::sync::OnceLock;
-
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -35,38 +33,19 @@ pub const CONNECTIONS: &str = "ossbridge_gateway_connections";
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let seconds = [
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ];
-        let lag = [
-            0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
-        ];
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(REQUEST_SECONDS.into()), &seconds)
-            .and_then(|b| {
-                b.set_buckets_for_metric(Matcher::Full(SQS_SEND_SECONDS.into()), &seconds)
-            })
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(ENQUEUE_LAG_SECONDS.into()), &lag))
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Full(SQS_BATCH_SIZE.into()),
-                    &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
-                )
-            })
-            .map(PrometheusBuilder::build_recorder);
-        match recorder {
-            Ok(recorder) => {
-                let handle = recorder.handle();
-                // Another recorder may already be installed (tests running
-                // several gateways in one process share the first).
-                let _ = metrics::set_global_recorder(recorder);
-                handle
-            }
-            Err(e) => unreachable!("static histogram buckets are valid: {e}"),
-        }
-    })
+    const SECONDS: &[f64] = &[
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    const LAG: &[f64] = &[
+        0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    ];
+    const BATCH: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+    ossbridge_runtime::metrics::prometheus(&[
+        (REQUEST_SECONDS, SECONDS),
+        (SQS_SEND_SECONDS, SECONDS),
+        (ENQUEUE_LAG_SECONDS, LAG),
+        (SQS_BATCH_SIZE, BATCH),
+    ])
 }
 
 pub fn request_done(source: &str, outcome: &'static str, seconds: f64) {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod shutdown;
 
 pub use config::{ConfigError, load_config, parse_toml};

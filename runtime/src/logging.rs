@@ -53,3 +53,15 @@ pub fn init(config: &LogConfig) -> Result<(), ConfigError> {
     drop(result);
     Ok(())
 }
+
+/// Text logs through the test harness's capture (shown for failing
+/// tests only), for services started in-process by tests.
+pub fn init_for_tests() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,hyper=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

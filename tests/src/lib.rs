@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod fixtures;
 pub mod pipeline;
 pub mod proxy;
+pub mod s3_proxy;
 pub mod services;
 pub mod tools;
 pub mod webhook;
@@ -18,6 +19,7 @@ pub use aws::{LocalAws, unique_name};
 pub use emulator::Emulator;
 pub use pipeline::Pipeline;
 pub use proxy::FaultProxy;
+pub use s3_proxy::S3Proxy;
 pub use services::Service;
 
 /// The repository root (the workspace directory).

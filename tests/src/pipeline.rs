@@ -25,6 +25,54 @@ pub struct Names {
     pub parameter: String,
 }
 
+impl Names {
+    /// Names no other test in this run uses.
+    pub fn unique() -> Names {
+        Names {
+            source_bucket: unique_name("oss-src"),
+            destination_bucket: unique_name("s3-dst"),
+            queue: unique_name("jobs"),
+            parameter: format!("/ossbridge/{}/oss-keys", unique_name("t")),
+        }
+    }
+}
+
+/// What a pipeline runs on: a source ("OSS") and a destination bucket, a
+/// queue with its dead-letter queue, and the OSS keys in SSM (in the Data
+/// Transfer Hub format; moto accepts any key).
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub source_bucket: String,
+    pub destination_bucket: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub parameter: String,
+}
+
+impl Resources {
+    pub async fn create(
+        aws: &LocalAws,
+        names: Names,
+        max_receive: u32,
+        visibility_timeout_secs: u32,
+    ) -> Result<Resources> {
+        aws.create_bucket(&names.source_bucket).await?;
+        aws.create_bucket(&names.destination_bucket).await?;
+        let (queue_url, dlq_url) = aws
+            .create_queue_with_dlq(&names.queue, max_receive, visibility_timeout_secs)
+            .await?;
+        aws.put_oss_keys(&names.parameter, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)
+            .await?;
+        Ok(Resources {
+            source_bucket: names.source_bucket,
+            destination_bucket: names.destination_bucket,
+            queue_url,
+            dlq_url,
+            parameter: names.parameter,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Pipeline {
     pub emulator: Emulator,
@@ -38,6 +86,9 @@ pub struct Pipeline {
     pub signer: Signer,
     pub gateway: Option<Service>,
     pub transfer: Option<Service>,
+    /// TOML appended to the transfer's configuration (tables after
+    /// `[worker]`, e.g. `[copy]`).
+    pub transfer_extra: String,
     pub http: reqwest::Client,
 }
 
@@ -50,13 +101,7 @@ impl Pipeline {
     /// Creates the resources under unique names and starts the gateway,
     /// and the transfer service when `with_transfer`.
     pub async fn start(with_transfer: bool) -> Result<Pipeline> {
-        let names = Names {
-            source_bucket: unique_name("oss-src"),
-            destination_bucket: unique_name("s3-dst"),
-            queue: unique_name("jobs"),
-            parameter: format!("/ossbridge/{}/oss-keys", unique_name("t")),
-        };
-        Pipeline::start_named(names, with_transfer).await
+        Pipeline::start_named(Names::unique(), with_transfer).await
     }
 
     /// Like [`Pipeline::start`] with the given resource names (the demo
@@ -64,19 +109,13 @@ impl Pipeline {
     pub async fn start_named(names: Names, with_transfer: bool) -> Result<Pipeline> {
         let emulator = tokio::task::spawn_blocking(Emulator::start).await??;
         let aws = LocalAws::connect(&emulator.endpoint()).await;
-        let Names {
+        let Resources {
             source_bucket,
             destination_bucket,
-            queue,
+            queue_url,
+            dlq_url,
             parameter,
-        } = names;
-        aws.create_bucket(&source_bucket).await?;
-        aws.create_bucket(&destination_bucket).await?;
-        let (queue_url, dlq_url) = aws
-            .create_queue_with_dlq(&queue, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_SECS)
-            .await?;
-        aws.put_oss_keys(&parameter, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)
-            .await?;
+        } = Resources::create(&aws, names, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_SECS).await?;
         let source_id = "media-prod".to_owned();
         let signer = Signer::generate(&unique_name("secret"));
         let mut pipeline = Pipeline {
@@ -91,6 +130,7 @@ impl Pipeline {
             signer,
             gateway: None,
             transfer: None,
+            transfer_extra: String::new(),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(30))
@@ -151,7 +191,9 @@ impl Pipeline {
              {aws}\
              [source]\nbucket = {src}\nendpoint_url = {endpoint}\nregion = {region}\n\
              credentials_parameter = {param}\nforce_path_style = true\n\
-             [destination]\nbucket = {dst}\nforce_path_style = true\n",
+             [destination]\nbucket = {dst}\nforce_path_style = true\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\
+             [worker]\nvisibility_timeout_secs = 30\n{extra}",
             queue = toml_str(&self.queue_url),
             aws = self.aws_section(),
             src = toml_str(&self.source_bucket),
@@ -159,6 +201,7 @@ impl Pipeline {
             region = toml_str(TEST_REGION),
             param = toml_str(&self.parameter),
             dst = toml_str(&self.destination_bucket),
+            extra = self.transfer_extra,
         )
     }
 

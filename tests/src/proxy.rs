@@ -60,18 +60,7 @@ impl FaultProxy {
             calls: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
         });
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(state.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let task = spawn_http1(listener, state.clone(), handle);
         Ok(FaultProxy { addr, state, task })
     }
 
@@ -108,6 +97,33 @@ impl FaultProxy {
             f.unavailable = count;
         }
     }
+}
+
+/// Serves HTTP/1.1 on `listener`, each request handled by
+/// `handle(state, request)`, until the returned task is aborted.
+pub(crate) fn spawn_http1<S, F, Fut, B>(
+    listener: TcpListener,
+    state: Arc<S>,
+    handle: F,
+) -> JoinHandle<()>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<B>, hyper::Error>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| handle(state.clone(), req));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
 }
 
 impl Drop for FaultProxy {

@@ -22,6 +22,8 @@ pub fn source_s3(
 ) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .credentials_provider(credentials)
+        // SsmCredentials caches (and invalidates on 403) itself.
+        .identity_cache(aws_sdk_s3::config::IdentityCache::no_cache())
         .region(Region::new(config.region.clone()))
         .endpoint_url(&config.endpoint_url)
         .force_path_style(config.force_path_style)

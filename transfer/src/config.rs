@@ -2,6 +2,9 @@
 //! docs/configuration.md.
 
 use ossbridge_runtime::ConfigError;
+use std::net::SocketAddr;
+
+use aws_sdk_s3::types::{ObjectCannedAcl, ServerSideEncryption, StorageClass};
 use ossbridge_runtime::aws::AwsConfig;
 use ossbridge_runtime::cli::ServiceConfig;
 use ossbridge_runtime::config::require_http_url;
@@ -22,7 +25,11 @@ pub struct Config {
     pub source: SourceConfig,
     pub destination: DestinationConfig,
     #[serde(default)]
+    pub copy: CopyConfig,
+    #[serde(default)]
     pub worker: WorkerConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// `[source]`: the OSS bucket, read through OSS's S3-compatible API.
@@ -63,6 +70,74 @@ pub struct DestinationConfig {
     pub endpoint_url: Option<String>,
     #[serde(default)]
     pub force_path_style: bool,
+    /// Storage class of written objects, e.g. `INTELLIGENT_TIERING`; the
+    /// bucket's default when unset.
+    pub storage_class: Option<String>,
+    /// Server-side encryption: `AES256` or `aws:kms`.
+    pub sse: Option<String>,
+    /// KMS key id or ARN, with `sse = "aws:kms"`.
+    pub sse_kms_key_id: Option<String>,
+    /// Canned ACL, e.g. `bucket-owner-full-control` (cross-account).
+    pub acl: Option<String>,
+}
+
+/// `[copy]`: how objects are copied.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CopyConfig {
+    /// Objects larger than this are copied in parts (5–5120 MiB).
+    pub multipart_threshold_mib: u64,
+    /// Part size (5–5120 MiB); larger when the object would otherwise
+    /// need more than 10,000 parts.
+    pub part_size_mib: u64,
+    /// Parts of one object copied at once.
+    pub part_concurrency: usize,
+    /// Copy the source's user metadata (`x-oss-meta-*` → `x-amz-meta-*`).
+    pub copy_metadata: bool,
+    /// Act on deletes: a delete message removes the destination object
+    /// (unless the source exists again), and a copy whose source vanished
+    /// becomes a delete. Off by default.
+    pub propagate_deletes: bool,
+    /// Multipart uploads older than this are aborted rather than resumed,
+    /// and swept away periodically.
+    pub stale_upload_hours: u64,
+    /// Attempts per job inside one receive of its message.
+    pub attempts: usize,
+}
+
+impl Default for CopyConfig {
+    fn default() -> Self {
+        CopyConfig {
+            multipart_threshold_mib: 64,
+            part_size_mib: 16,
+            part_concurrency: 4,
+            copy_metadata: true,
+            propagate_deletes: false,
+            stale_upload_hours: 24,
+            attempts: 3,
+        }
+    }
+}
+
+/// `[metrics]`: the admin listener and CloudWatch EMF lines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of `/metrics` (Prometheus) and `/healthz`; unset disables.
+    pub listen: Option<SocketAddr>,
+    /// Write CloudWatch Embedded Metric Format lines to stdout.
+    pub emf: bool,
+    pub emf_interval_secs: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
+            emf: false,
+            emf_interval_secs: 60,
+        }
+    }
 }
 
 /// `[worker]`: how the queue is drained.
@@ -71,8 +146,16 @@ pub struct DestinationConfig {
 pub struct WorkerConfig {
     /// Objects copied at the same time.
     pub concurrency: usize,
+    /// Object data in flight at once, across all copies; a multipart copy
+    /// counts its parts in flight, not the whole object.
+    pub max_bytes_in_flight_mib: u64,
+    /// Long-polling receivers.
+    pub receivers: usize,
     /// ReceiveMessage long-poll wait (0–20 s).
     pub wait_time_secs: i32,
+    /// Visibility timeout requested for received messages, and extended
+    /// every third of it while a copy runs.
+    pub visibility_timeout_secs: i32,
     /// After a shutdown signal, how long copies in progress may take before
     /// the process exits (their messages then reappear on the queue).
     pub shutdown_grace_secs: u64,
@@ -82,7 +165,10 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             concurrency: 16,
+            max_bytes_in_flight_mib: 1024,
+            receivers: 2,
             wait_time_secs: 20,
+            visibility_timeout_secs: 300,
             shutdown_grace_secs: 30,
         }
     }
@@ -122,9 +208,71 @@ impl ServiceConfig for Config {
                 "must not be empty",
             ));
         }
+        for (key, value, allowed) in [
+            (
+                "destination.storage_class",
+                &d.storage_class,
+                StorageClass::values(),
+            ),
+            ("destination.sse", &d.sse, ServerSideEncryption::values()),
+            ("destination.acl", &d.acl, ObjectCannedAcl::values()),
+        ] {
+            if let Some(v) = value
+                && !allowed.contains(&v.as_str())
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{v:?} is not one of {}", allowed.join(", ")),
+                ));
+            }
+        }
+        if d.sse_kms_key_id.is_some() && !d.sse.as_deref().is_some_and(|s| s.starts_with("aws:kms"))
+        {
+            return Err(ConfigError::invalid(
+                "destination.sse_kms_key_id",
+                "needs sse = \"aws:kms\"",
+            ));
+        }
+        let c = &self.copy;
+        for (key, mib) in [
+            ("copy.multipart_threshold_mib", c.multipart_threshold_mib),
+            ("copy.part_size_mib", c.part_size_mib),
+        ] {
+            if !(5..=5120).contains(&mib) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be between 5 and 5120 (MiB)",
+                ));
+            }
+        }
+        for (key, n) in [
+            ("copy.part_concurrency", c.part_concurrency),
+            ("copy.attempts", c.attempts),
+            ("worker.concurrency", self.worker.concurrency),
+            ("worker.receivers", self.worker.receivers),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::invalid(key, "must be > 0"));
+            }
+        }
         let w = &self.worker;
-        if w.concurrency == 0 {
-            return Err(ConfigError::invalid("worker.concurrency", "must be > 0"));
+        if w.max_bytes_in_flight_mib < 5 {
+            return Err(ConfigError::invalid(
+                "worker.max_bytes_in_flight_mib",
+                "must be at least 5",
+            ));
+        }
+        if !(5..=43_200).contains(&w.visibility_timeout_secs) {
+            return Err(ConfigError::invalid(
+                "worker.visibility_timeout_secs",
+                "must be between 5 and 43200",
+            ));
+        }
+        if self.metrics.emf && self.metrics.emf_interval_secs == 0 {
+            return Err(ConfigError::invalid(
+                "metrics.emf_interval_secs",
+                "must be > 0",
+            ));
         }
         if !(0..=20).contains(&w.wait_time_secs) {
             return Err(ConfigError::invalid(

@@ -3,11 +3,14 @@
 //! `{"access_key_id": ..., "secret_access_key": ...}` (plus an optional
 //! `session_token`).
 //!
-//! The provider stamps each credential set with an expiry of
-//! `refresh` from now, so the SDK's identity cache re-reads the parameter
-//! on that schedule: rotated keys are picked up without a restart.
+//! The keys are cached for `refresh` and re-read after it, so rotated keys
+//! are picked up without a restart; [`SsmCredentials::invalidate`] makes
+//! the next request re-read them at once (the copy engine calls it when
+//! the source answers 403). The source client is built without the SDK's
+//! own identity cache, so this cache is the only one.
 
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
@@ -21,6 +24,7 @@ pub struct SsmCredentials {
     client: aws_sdk_ssm::Client,
     parameter: String,
     refresh: Duration,
+    cached: Arc<Mutex<Option<(Credentials, Instant)>>>,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +41,7 @@ impl SsmCredentials {
             client,
             parameter,
             refresh,
+            cached: Arc::default(),
         }
     }
 
@@ -44,7 +49,28 @@ impl SsmCredentials {
         &self.parameter
     }
 
+    /// Forgets the cached keys; the next request reads the parameter.
+    pub fn invalidate(&self) {
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = None;
+        }
+    }
+
     async fn load(&self) -> provider::Result {
+        if let Ok(cached) = self.cached.lock()
+            && let Some((credentials, at)) = cached.as_ref()
+            && at.elapsed() < self.refresh
+        {
+            return Ok(credentials.clone());
+        }
+        let credentials = self.read().await?;
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = Some((credentials.clone(), Instant::now()));
+        }
+        Ok(credentials)
+    }
+
+    async fn read(&self) -> provider::Result {
         let output = self
             .client
             .get_parameter()
@@ -79,7 +105,7 @@ impl SsmCredentials {
             keys.access_key_id,
             keys.secret_access_key.expose_secret(),
             keys.session_token.map(|t| t.expose_secret().to_owned()),
-            Some(SystemTime::now() + self.refresh),
+            None,
             "ossbridge-ssm-parameter",
         ))
     }

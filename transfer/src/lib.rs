@@ -1,25 +1,31 @@
 //! ossbridge transfer: drains an SQS queue of copy jobs and copies each
-//! object from Aliyun OSS (through its S3-compatible API) to Amazon S3.
+//! object from Aliyun OSS (through its S3-compatible API) to Amazon S3:
+//! streaming, multipart with resume, verified, idempotent.
 //!
-//! `main.rs` parses configuration; [`run`] does everything else, so tests
-//! start exactly what production runs.
+//! `main.rs` parses configuration and binds; [`run`] does everything else,
+//! so tests start exactly what production runs.
 
+pub mod admin;
 pub mod clients;
 pub mod config;
 pub mod consumer;
 pub mod copy;
 pub mod credentials;
+pub mod decode;
 pub mod error;
-pub mod job;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_s3::types::{ObjectCannedAcl, ServerSideEncryption, StorageClass};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+use copy::{CopyOptions, MIB};
 use ossbridge_runtime::cli::ServiceConfig;
 use ossbridge_runtime::{ConfigError, error_chain};
 
@@ -31,11 +37,19 @@ pub enum RunError {
     Credentials(String),
 }
 
-/// Runs the worker until `shutdown` is cancelled; then it stops receiving
-/// and finishes (within `worker.shutdown_grace_secs`) the copies it holds.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+/// How often stale multipart uploads are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs the worker until `shutdown` is cancelled; then it stops receiving,
+/// finishes (within `worker.shutdown_grace_secs`) or releases the copies it
+/// holds, and returns. `admin` serves `/metrics` and `/healthz`.
+pub async fn run(
+    config: Config,
+    admin: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let sdk = config.aws.load().await;
-    run_with(config, &sdk, shutdown).await
+    run_with(config, &sdk, admin, shutdown).await
 }
 
 /// [`run`] with AWS SDK configuration built by the caller (tests hand in
@@ -43,9 +57,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
 pub async fn run_with(
     config: Config,
     sdk: &SdkConfig,
+    admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     config.validate()?;
+    telemetry::prometheus();
     let credentials = credentials::SsmCredentials::new(
         clients::ssm(sdk),
         config.source.credentials_parameter.clone(),
@@ -58,11 +74,13 @@ pub async fn run_with(
         .map_err(|e| RunError::Credentials(error_chain(&e)))?;
 
     let copier = copy::Copier::new(
-        clients::source_s3(sdk, &config.source, credentials),
+        clients::source_s3(sdk, &config.source, credentials.clone()),
         config.source.bucket.clone(),
         clients::destination_s3(sdk, &config.destination),
         config.destination.bucket.clone(),
-        config.destination.prefix.clone(),
+        copy_options(&config),
+        Some(credentials),
+        config.worker.max_bytes_in_flight_mib * MIB,
     );
     let consumer = Arc::new(consumer::Consumer {
         sqs: clients::sqs(sdk),
@@ -70,13 +88,73 @@ pub async fn run_with(
         copier,
         worker: config.worker.clone(),
     });
+
+    let admin_addr = match &admin {
+        Some(listener) => listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    if let Some(listener) = admin {
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = admin::serve(listener, token).await {
+                tracing::error!(event = "admin_listener_failed", error = %e);
+            }
+        });
+    }
+    if config.metrics.emf {
+        tokio::spawn(telemetry::emf_loop(
+            Duration::from_secs(config.metrics.emf_interval_secs),
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(sweep_stale_uploads(consumer.clone(), shutdown.clone()));
+
     tracing::info!(
         event = "transfer_started",
         source_bucket = %config.source.bucket,
         destination_bucket = %config.destination.bucket,
         concurrency = config.worker.concurrency,
+        receivers = config.worker.receivers,
+        admin_addr = %admin_addr,
     );
     consumer.run(shutdown).await;
     tracing::info!(event = "transfer_stopped");
     Ok(())
+}
+
+fn copy_options(config: &Config) -> CopyOptions {
+    let d = &config.destination;
+    let c = &config.copy;
+    CopyOptions {
+        destination_prefix: d.prefix.clone(),
+        multipart_threshold: c.multipart_threshold_mib * MIB,
+        part_size: c.part_size_mib * MIB,
+        part_concurrency: c.part_concurrency,
+        // Validated against the SDK's lists at start.
+        storage_class: d.storage_class.as_deref().map(StorageClass::from),
+        sse: d.sse.as_deref().map(ServerSideEncryption::from),
+        sse_kms_key_id: d.sse_kms_key_id.clone(),
+        acl: d.acl.as_deref().map(ObjectCannedAcl::from),
+        copy_metadata: c.copy_metadata,
+        propagate_deletes: c.propagate_deletes,
+        stale_upload_age: Duration::from_secs(c.stale_upload_hours * 3600),
+        attempts: c.attempts,
+    }
+}
+
+async fn sweep_stale_uploads(consumer: Arc<consumer::Consumer>, shutdown: CancellationToken) {
+    loop {
+        match copy::multipart::abort_stale(&consumer.copier).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(event = "stale_uploads_aborted", count = n),
+            Err(e) => tracing::warn!(event = "stale_upload_sweep_failed", error = %e),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+    }
 }

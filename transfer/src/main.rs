@@ -7,6 +7,11 @@ use ossbridge_transfer::{Config, run};
 
 const PROGRAM: &str = "ossbridge-transfer";
 
+// Copies stream through many small buffers on several threads; mimalloc
+// keeps allocation cheap and RSS flat (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Drains SQS and copies objects from Aliyun OSS to Amazon S3.
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -22,7 +27,17 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    match run(config, shutdown::on_termination_signal()).await {
+    let admin = match config.metrics.listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                eprintln!("{PROGRAM}: metrics.listen: cannot bind {addr}: {e}");
+                return ExitCode::from(cli::EXIT_CONFIG);
+            }
+        },
+        None => None,
+    };
+    match run(config, admin, shutdown::on_termination_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(event = "transfer_failed", error = %e);

@@ -1,0 +1,47 @@
+//! Objects up to the multipart threshold: the source's GET body streams
+//! through the integrity check straight into one PUT.
+
+use aws_sdk_s3::types::ChecksumAlgorithm;
+
+use super::verify::{Expect, etag_md5, verifying};
+use super::{Copier, SourceObject, with_destination_attributes};
+use crate::error::CopyError;
+
+pub async fn copy(
+    copier: &Copier,
+    source: &SourceObject,
+    destination_key: &str,
+) -> Result<(), CopyError> {
+    let object = copier
+        .source
+        .get_object()
+        .bucket(&copier.source_bucket)
+        .key(&source.key)
+        // The bytes must be the version we just looked at.
+        .if_match(&source.etag)
+        .send()
+        .await
+        .map_err(|e| CopyError::from_sdk("GetObject", e))?;
+    let expect = Expect {
+        length: source.size,
+        crc64: source.crc64,
+        md5: (!source.kms_encrypted)
+            .then(|| etag_md5(&source.etag))
+            .flatten(),
+    };
+    let (body, _tally) = verifying(object.body, expect);
+    let put = copier
+        .destination
+        .put_object()
+        .bucket(&copier.destination_bucket)
+        .key(destination_key)
+        .content_length(source.size as i64)
+        // S3 checks what it receives against this.
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .body(body);
+    with_destination_attributes!(put, source, &copier.options)
+        .send()
+        .await
+        .map_err(|e| CopyError::from_sdk("PutObject", e))?;
+    Ok(())
+}

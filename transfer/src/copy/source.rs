@@ -1,0 +1,202 @@
+//! Reading object state: the source's (with OSS's own headers, which the
+//! S3 SDK does not model) and the destination's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+use crate::error::CopyError;
+
+/// Destination metadata keys ossbridge writes (as `x-amz-meta-*`).
+pub const META_SOURCE_ETAG: &str = "ossbridge-source-etag";
+pub const META_SOURCE_CRC64: &str = "ossbridge-source-crc64";
+pub const META_SOURCE_LAST_MODIFIED: &str = "ossbridge-source-last-modified";
+
+/// The source object as it is now.
+#[derive(Debug, Clone, Default)]
+pub struct SourceObject {
+    pub key: String,
+    pub size: u64,
+    /// As the source returned it (possibly quoted).
+    pub etag: String,
+    pub last_modified: Option<DateTime>,
+    /// OSS's `x-oss-hash-crc64ecma` (CRC-64/XZ of the whole object).
+    pub crc64: Option<u64>,
+    /// Encrypted with a KMS key: its ETag is not the MD5 of its bytes.
+    pub kms_encrypted: bool,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub content_disposition: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<DateTime>,
+    /// User metadata, without prefix (from `x-amz-meta-*` or `x-oss-meta-*`).
+    pub user_metadata: HashMap<String, String>,
+}
+
+impl SourceObject {
+    /// The ETag without quotes, as recorded at the destination.
+    pub fn etag_unquoted(&self) -> &str {
+        self.etag.trim_matches('"')
+    }
+}
+
+/// Captures the `x-oss-*` response headers of one call.
+#[derive(Debug, Clone, Default)]
+struct OssHeaders(Arc<Mutex<Vec<(String, String)>>>);
+
+impl Intercept for OssHeaders {
+    fn name(&self) -> &'static str {
+        "ossbridge::OssHeaders"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let captured: Vec<(String, String)> = context
+            .response()
+            .headers()
+            .iter()
+            .filter(|(name, _)| name.starts_with("x-oss-"))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = captured;
+        }
+        Ok(())
+    }
+}
+
+/// The source object, or `None` if the key does not exist (any more).
+pub async fn head_source(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<SourceObject>, CopyError> {
+    let captured = OssHeaders::default();
+    let result = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .customize()
+        .interceptor(captured.clone())
+        .send()
+        .await;
+    let head = match result {
+        Ok(head) => head,
+        Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(CopyError::from_sdk("HeadObject (source)", e)),
+    };
+    let oss = captured.0.lock().map(|h| h.clone()).unwrap_or_default();
+    let crc64 = oss
+        .iter()
+        .find(|(k, _)| k == "x-oss-hash-crc64ecma")
+        .and_then(|(_, v)| v.parse::<u64>().ok());
+    let mut user_metadata = head.metadata.clone().unwrap_or_default();
+    for (name, value) in &oss {
+        if let Some(meta) = name.strip_prefix("x-oss-meta-") {
+            user_metadata
+                .entry(meta.to_owned())
+                .or_insert_with(|| value.clone());
+        }
+    }
+    let size = head
+        .content_length
+        .and_then(|l| u64::try_from(l).ok())
+        .ok_or_else(|| {
+            CopyError::permanent(
+                "HeadObject (source)",
+                "invalid_request",
+                "no Content-Length",
+            )
+        })?;
+    Ok(Some(SourceObject {
+        key: key.to_owned(),
+        size,
+        etag: head.e_tag.clone().unwrap_or_default(),
+        last_modified: head.last_modified,
+        crc64,
+        kms_encrypted: matches!(
+            head.server_side_encryption,
+            Some(ServerSideEncryption::AwsKms)
+        ) || oss
+            .iter()
+            .any(|(k, v)| k == "x-oss-server-side-encryption" && v == "KMS"),
+        content_type: head.content_type.clone(),
+        content_encoding: head.content_encoding.clone(),
+        content_language: head.content_language.clone(),
+        content_disposition: head.content_disposition.clone(),
+        cache_control: head.cache_control.clone(),
+        expires: head.expires_string.as_deref().and_then(|s| {
+            DateTime::from_str(s, aws_sdk_s3::primitives::DateTimeFormat::HttpDate).ok()
+        }),
+        user_metadata,
+    }))
+}
+
+/// What the destination holds for a key.
+#[derive(Debug, Clone)]
+pub struct DestinationObject {
+    pub size: u64,
+    /// The source ETag ossbridge recorded when it wrote the object.
+    pub source_etag: Option<String>,
+}
+
+pub async fn head_destination(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<DestinationObject>, CopyError> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(head) => Ok(Some(DestinationObject {
+            size: head
+                .content_length
+                .and_then(|l| u64::try_from(l).ok())
+                .unwrap_or(0),
+            source_etag: head
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get(META_SOURCE_ETAG).cloned()),
+        })),
+        Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => Ok(None),
+        Err(e) => Err(CopyError::from_sdk("HeadObject (destination)", e)),
+    }
+}
+
+/// The metadata written at the destination: the source's user metadata
+/// (when copied) plus what ossbridge needs to recognise this version.
+pub fn destination_metadata(
+    source: &SourceObject,
+    copy_user_metadata: bool,
+) -> HashMap<String, String> {
+    let mut meta = if copy_user_metadata {
+        source.user_metadata.clone()
+    } else {
+        HashMap::new()
+    };
+    meta.insert(
+        META_SOURCE_ETAG.to_owned(),
+        source.etag_unquoted().to_owned(),
+    );
+    if let Some(crc) = source.crc64 {
+        meta.insert(META_SOURCE_CRC64.to_owned(), crc.to_string());
+    }
+    if let Some(t) = source.last_modified
+        && let Ok(text) = t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+    {
+        meta.insert(META_SOURCE_LAST_MODIFIED.to_owned(), text);
+    }
+    meta
+}

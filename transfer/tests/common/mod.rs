@@ -1,0 +1,242 @@
+//! A transfer worker against moto: an "OSS" source bucket behind an
+//! OSS-like proxy (CRC-64 headers, fault injection), a destination bucket
+//! behind a counting proxy, a queue with a dead-letter queue, and the OSS
+//! keys in SSM. The worker runs in-process (`run_with`) or as the binary.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_s3::primitives::ByteStream;
+use ossbridge_runtime::parse_toml;
+use ossbridge_testkit::pipeline::{Names, Resources};
+use ossbridge_testkit::{Emulator, LocalAws, S3Proxy, Service, unique_name};
+use ossbridge_transfer::{Config, RunError, run_with};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+/// Receives before the dead-letter queue.
+pub const MAX_RECEIVES: u32 = 2;
+
+pub struct Rig {
+    pub emulator: Emulator,
+    pub aws: LocalAws,
+    pub source: S3Proxy,
+    pub destination: S3Proxy,
+    pub source_bucket: String,
+    pub destination_bucket: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub parameter: String,
+}
+
+pub struct Worker {
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<Result<(), RunError>>,
+}
+
+impl Worker {
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task).await???;
+        Ok(())
+    }
+}
+
+impl Rig {
+    pub async fn start() -> Result<Rig> {
+        ossbridge_runtime::logging::init_for_tests();
+        let emulator = tokio::task::spawn_blocking(Emulator::start).await??;
+        let aws = LocalAws::connect(&emulator.endpoint()).await;
+        let resources = Resources::create(&aws, Names::unique(), MAX_RECEIVES, 5).await?;
+        Ok(Rig {
+            source: S3Proxy::start_oss(&emulator.endpoint()).await?,
+            destination: S3Proxy::start(&emulator.endpoint()).await?,
+            emulator,
+            aws,
+            source_bucket: resources.source_bucket,
+            destination_bucket: resources.destination_bucket,
+            queue_url: resources.queue_url,
+            dlq_url: resources.dlq_url,
+            parameter: resources.parameter,
+        })
+    }
+
+    /// The worker's configuration; `extra` is appended (tables only).
+    pub fn config_toml(&self, extra: &str) -> String {
+        format!(
+            "queue_url = \"{queue}\"\n\
+             [log]\nformat = \"json\"\nlevel = \"info\"\n\
+             [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{aws}\"\n\
+             [source]\nbucket = \"{src}\"\nendpoint_url = \"{src_ep}\"\nregion = \"us-east-1\"\n\
+             credentials_parameter = \"{param}\"\nforce_path_style = true\ncredentials_refresh_secs = 600\n\
+             [destination]\nbucket = \"{dst}\"\nendpoint_url = \"{dst_ep}\"\nforce_path_style = true\n{extra}",
+            queue = self.queue_url,
+            aws = self.emulator.endpoint(),
+            src = self.source_bucket,
+            src_ep = self.source.endpoint(),
+            param = self.parameter,
+            dst = self.destination_bucket,
+            dst_ep = self.destination.endpoint(),
+        )
+    }
+
+    /// Starts an in-process worker. `extra` must set `[worker]` and
+    /// `[metrics]` if it needs them; defaults keep tests fast.
+    pub async fn worker(&self, extra: &str) -> Result<Worker> {
+        self.worker_with_destination("", extra).await
+    }
+
+    /// [`Rig::worker`] with extra `[destination]` keys.
+    pub async fn worker_with_destination(&self, destination: &str, extra: &str) -> Result<Worker> {
+        let mut text = insert_destination(&self.config_toml(extra), destination);
+        if !extra.contains("[worker]") {
+            text.push_str("[worker]\nwait_time_secs = 1\nvisibility_timeout_secs = 5\nshutdown_grace_secs = 5\n");
+        }
+        if !extra.contains("[metrics]") {
+            text.push_str("[metrics]\n");
+        }
+        let mut config: Config = parse_toml(&text)?;
+        config.metrics.listen = None;
+        let shutdown = CancellationToken::new();
+        let (sdk, token) = (self.aws.sdk.clone(), shutdown.clone());
+        let task = tokio::spawn(async move { run_with(config, &sdk, None, token).await });
+        Ok(Worker { shutdown, task })
+    }
+
+    /// Starts the `ossbridge-transfer` binary.
+    pub async fn process(&self, extra: &str) -> Result<Service> {
+        let text = format!(
+            "{}[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            self.config_toml(extra)
+        );
+        Service::spawn("ossbridge-transfer", &text, "transfer_started").await
+    }
+
+    pub async fn put_source(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.aws.put_object(&self.source_bucket, key, bytes).await
+    }
+
+    pub async fn delete_source(&self, key: &str) -> Result<()> {
+        self.aws
+            .s3
+            .delete_object()
+            .bucket(&self.source_bucket)
+            .key(key)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a source object with every content header and user metadata.
+    pub async fn put_source_with_metadata(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &HashMap<String, String>,
+    ) -> Result<()> {
+        self.aws
+            .s3
+            .put_object()
+            .bucket(&self.source_bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .content_type("image/jpeg")
+            .content_encoding("identity")
+            .content_language("zh-CN")
+            .content_disposition("attachment; filename=\"a.jpg\"")
+            .cache_control("max-age=3600")
+            .expires(aws_sdk_s3::primitives::DateTime::from_secs(1_900_000_000))
+            .set_metadata(Some(meta.clone()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn send(&self, body: impl Into<String>) -> Result<()> {
+        self.aws
+            .sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// An ossbridge queue message for `key` (built as the gateway would).
+    pub fn message(&self, op: &str, key: &str) -> String {
+        let event = if op == "delete" {
+            "ObjectRemoved:DeleteObject"
+        } else {
+            "ObjectCreated:PutObject"
+        };
+        serde_json::json!({
+            "key": key, "size": 0, "version": 1, "op": op, "bucket": self.source_bucket,
+            "region": "cn-hangzhou", "eTag": "", "eventName": event,
+            "eventTime": "2026-11-20T08:15:42.000Z", "idempotencyKey": unique_name("idem"),
+        })
+        .to_string()
+    }
+
+    pub async fn destination_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.aws.get_object(&self.destination_bucket, key).await
+    }
+
+    pub async fn wait_for_destination(&self, key: &str) -> Result<Vec<u8>> {
+        self.aws
+            .wait_for_object(&self.destination_bucket, key, WAIT)
+            .await
+    }
+
+    /// Waits until the queue is empty (nothing visible or in flight).
+    pub async fn drained(&self) -> Result<()> {
+        self.aws.wait_until_empty(&self.queue_url, WAIT).await
+    }
+
+    /// Waits until the dead-letter queue holds `n` messages.
+    pub async fn dead_letters(&self, n: u64) -> Result<()> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (visible, in_flight) = self.aws.queue_depth(&self.dlq_url).await?;
+            if visible + in_flight >= n {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "dead-letter queue holds {} after {WAIT:?}, expected {n}",
+                    visible + in_flight
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// In-progress multipart uploads in the destination bucket.
+    pub async fn open_uploads(&self) -> Result<usize> {
+        let out = self
+            .aws
+            .s3
+            .list_multipart_uploads()
+            .bucket(&self.destination_bucket)
+            .send()
+            .await
+            .context("ListMultipartUploads")?;
+        Ok(out.uploads().len())
+    }
+}
+
+/// Adds keys at the top of the `[destination]` table.
+fn insert_destination(config: &str, keys: &str) -> String {
+    let marker = "[destination]\n";
+    match config.find(marker) {
+        Some(start) => {
+            let after = start + marker.len();
+            format!("{}{keys}{}", &config[..after], &config[after..])
+        }
+        None => config.to_owned(),
+    }
+}

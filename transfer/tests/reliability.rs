@@ -1,0 +1,177 @@
+//! How the worker behaves when deliveries, credentials, timing and
+//! messages misbehave: duplicates and reordering, rotated keys, long
+//! copies, shutdowns, unreadable messages, stale uploads.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use common::Rig;
+use ossbridge_testkit::fixtures;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_duplicates_write_the_object_once() -> Result<()> {
+    let rig = Rig::start().await?;
+    let bytes = fixtures::bytes(10_000, 1);
+    rig.put_source("dup/a.bin", bytes.clone()).await?;
+    for _ in 0..3 {
+        rig.send(rig.message("copy", "dup/a.bin")).await?;
+    }
+    let worker = rig.worker("").await?;
+    assert_eq!(rig.wait_for_destination("dup/a.bin").await?, bytes);
+    rig.drained().await?;
+    assert_eq!(
+        rig.destination.calls("PutObject"),
+        1,
+        "the other two found it current"
+    );
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reordered_puts_and_deletes_converge_on_the_source() -> Result<()> {
+    let rig = Rig::start().await?;
+    let propagate = "[copy]\npropagate_deletes = true\n";
+    // Final source state: "kept" exists (v2), "gone" was deleted.
+    let v2 = fixtures::bytes(2000, 2);
+    rig.put_source("order/kept", v2.clone()).await?;
+    // put, put, delete, put for "kept", delivered newest first.
+    for op in ["copy", "delete", "copy", "copy"] {
+        rig.send(rig.message(op, "order/kept")).await?;
+    }
+    // "gone": it existed, was copied, then deleted at the source; its
+    // delete arrives before a stale put.
+    rig.put_source("order/gone", fixtures::bytes(10, 3)).await?;
+    let worker = rig.worker(propagate).await?;
+    rig.send(rig.message("copy", "order/gone")).await?;
+    rig.wait_for_destination("order/gone").await?;
+    rig.delete_source("order/gone").await?;
+    rig.send(rig.message("delete", "order/gone")).await?;
+    rig.send(rig.message("copy", "order/gone")).await?;
+
+    rig.drained().await?;
+    assert_eq!(rig.destination_object("order/kept").await?, Some(v2));
+    assert_eq!(rig.destination_object("order/gone").await?, None);
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_are_ignored_unless_propagation_is_on() -> Result<()> {
+    let rig = Rig::start().await?;
+    rig.put_source("keep/me", b"x".to_vec()).await?;
+    let worker = rig.worker("").await?;
+    rig.send(rig.message("copy", "keep/me")).await?;
+    rig.wait_for_destination("keep/me").await?;
+    rig.delete_source("keep/me").await?;
+    rig.send(rig.message("delete", "keep/me")).await?;
+    rig.drained().await?;
+    assert_eq!(
+        rig.destination_object("keep/me").await?,
+        Some(b"x".to_vec())
+    );
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_source_keys_are_picked_up_on_403() -> Result<()> {
+    let rig = Rig::start().await?;
+    let worker = rig.worker("").await?;
+    rig.put_source("rot/1", b"one".to_vec()).await?;
+    rig.send(rig.message("copy", "rot/1")).await?;
+    rig.wait_for_destination("rot/1").await?;
+
+    // Rotate: the old key stops working at the source, the parameter now
+    // holds the new one. The worker's cached keys are refused once, then
+    // re-read from SSM.
+    rig.aws
+        .put_oss_keys(&rig.parameter, "rotated-key", "rotated-secret")
+        .await?;
+    rig.source.revoke("testing");
+    rig.put_source("rot/2", b"two".to_vec()).await?;
+    rig.send(rig.message("copy", "rot/2")).await?;
+    assert_eq!(rig.wait_for_destination("rot/2").await?, b"two");
+    rig.drained().await?;
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_longer_than_the_visibility_timeout_keeps_its_message() -> Result<()> {
+    let rig = Rig::start().await?;
+    rig.put_source("slow/a", fixtures::bytes(1000, 4)).await?;
+    // Every GET waits 8 s; the visibility timeout is 5 s, so without the
+    // heartbeat the message would be received again (and, after two
+    // receives, dead-lettered).
+    rig.source.delay_gets(Duration::from_secs(8));
+    let worker = rig.worker("").await?;
+    rig.send(rig.message("copy", "slow/a")).await?;
+    rig.wait_for_destination("slow/a").await?;
+    rig.drained().await?;
+    assert_eq!(rig.aws.queue_depth(&rig.dlq_url).await?, (0, 0));
+    assert_eq!(rig.destination.calls("PutObject"), 1, "copied exactly once");
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_unfinished_copies_to_other_workers() -> Result<()> {
+    let rig = Rig::start().await?;
+    rig.put_source("release/a", fixtures::bytes(1000, 5))
+        .await?;
+    rig.source.delay_gets(Duration::from_secs(20));
+    let first = rig
+        .worker("[worker]\nwait_time_secs = 1\nvisibility_timeout_secs = 300\nshutdown_grace_secs = 1\n")
+        .await?;
+    rig.send(rig.message("copy", "release/a")).await?;
+    // Wait until the first worker holds the message.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rig.aws.queue_depth(&rig.queue_url).await? != (0, 1) {
+        if Instant::now() > deadline {
+            bail!("the message was never received");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.stop().await?;
+    // Released at once, not after the 300 s visibility timeout.
+    assert_eq!(rig.aws.queue_depth(&rig.queue_url).await?, (1, 0));
+    rig.source.delay_gets(Duration::ZERO);
+    let second = rig.worker("").await?;
+    rig.wait_for_destination("release/a").await?;
+    rig.drained().await?;
+    second.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_and_foreign_messages_end_in_the_dead_letter_queue() -> Result<()> {
+    let rig = Rig::start().await?;
+    let worker = rig.worker("").await?;
+    rig.send("this is not JSON").await?;
+    rig.send(r#"{"hello": "world"}"#).await?;
+    let mut foreign: serde_json::Value = serde_json::from_str(&rig.message("copy", "x"))?;
+    foreign["bucket"] = "someone-elses-bucket".into();
+    rig.send(foreign.to_string()).await?;
+    rig.dead_letters(3).await?;
+    assert_eq!(rig.aws.queue_depth(&rig.queue_url).await?, (0, 0));
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_multipart_uploads_are_aborted() -> Result<()> {
+    let rig = Rig::start().await?;
+    rig.aws
+        .s3
+        .create_multipart_upload()
+        .bucket(&rig.destination_bucket)
+        .key("abandoned/by-a-dead-worker.bin")
+        .send()
+        .await?;
+    assert_eq!(rig.open_uploads().await?, 1);
+    let worker = rig.worker("[copy]\nstale_upload_hours = 0\n").await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rig.open_uploads().await? != 0 {
+        if Instant::now() > deadline {
+            bail!("the stale upload is still there");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    worker.stop().await
+}
