@@ -30,6 +30,34 @@ async fn three_duplicates_write_the_object_once() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_of_a_small_object_costs_one_conditional_get() -> Result<()> {
+    let rig = Rig::start().await?;
+    let bytes = fixtures::bytes(3000, 8);
+    rig.put_source("hint/a.bin", bytes.clone()).await?;
+    let worker = rig.worker("").await?;
+    // A wrong, large size hint takes the HEAD-first path.
+    rig.send(r#"{"key": "hint/a.bin", "size": 999999999999}"#)
+        .await?;
+    assert_eq!(rig.wait_for_destination("hint/a.bin").await?, bytes);
+    rig.drained().await?;
+    assert_eq!(rig.source.calls("HeadObject"), 1);
+    assert_eq!(rig.source.calls("GetObject"), 1);
+    // A true small hint: one conditional GET, answered 304 because the
+    // destination recorded this ETag, and nothing written.
+    rig.send(r#"{"key": "hint/a.bin", "size": 3000}"#).await?;
+    rig.drained().await?;
+    assert_eq!(
+        rig.source.calls("HeadObject"),
+        1,
+        "no HEAD on the small path"
+    );
+    assert_eq!(rig.source.calls("GetObject"), 2);
+    assert_eq!(rig.destination.calls("PutObject"), 1, "already current");
+    assert_eq!(rig.destination_object("hint/a.bin").await?, Some(bytes));
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reordered_puts_and_deletes_converge_on_the_source() -> Result<()> {
     let rig = Rig::start().await?;
     let propagate = "[copy]\npropagate_deletes = true\n";

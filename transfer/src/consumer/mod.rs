@@ -96,44 +96,39 @@ impl Consumer {
         abandon: CancellationToken,
         shutdown: CancellationToken,
     ) {
+        let batch =
+            (self.worker.concurrency / (2 * self.worker.receivers)).clamp(1, MAX_RECEIVE) as u32;
         loop {
-            // Wait for a free slot before receiving: never hold a message
-            // nobody can work on.
-            let first = tokio::select! {
+            // Reserve the slots before receiving: never hold a message
+            // nobody can work on. Batches, not single messages, keep the
+            // receive calls per object low; half the slots at most are
+            // reserved by waiting receivers, so copies are not starved.
+            let mut reserved = tokio::select! {
                 () = shutdown.cancelled() => return,
-                permit = slots.clone().acquire_owned() => match permit {
+                permit = slots.clone().acquire_many_owned(batch) => match permit {
                     Ok(p) => p,
                     Err(_) => return,
                 },
             };
-            let want = (1 + slots.available_permits()).min(MAX_RECEIVE);
             let received = tokio::select! {
                 () = shutdown.cancelled() => return,
-                received = self.receive(want) => received,
+                received = self.receive(batch as usize) => received,
             };
             let messages = match received {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(event = "sqs_receive_failed", error = %e);
-                    drop(first);
+                    drop(reserved);
                     tokio::select! {
                         () = shutdown.cancelled() => return,
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     }
                 }
             };
-            let mut first = Some(first);
             for message in messages {
-                let slot = match first.take() {
-                    Some(p) => p,
-                    None => match slots.clone().try_acquire_owned() {
-                        Ok(p) => p,
-                        // Another receiver took the free slots: wait.
-                        Err(_) => match slots.clone().acquire_owned().await {
-                            Ok(p) => p,
-                            Err(_) => return,
-                        },
-                    },
+                // One slot per message; unused ones are freed below.
+                let Some(slot) = reserved.split(1) else {
+                    break;
                 };
                 let consumer = self.clone();
                 let (deleter, abandon) = (deleter.clone(), abandon.clone());
@@ -247,7 +242,7 @@ impl Consumer {
             telemetry::job_done("delete_ignored", 0, None);
             return Ok(());
         }
-        match self.copier.execute(job.op, &job.key).await {
+        match self.copier.execute(job.op, &job.key, job.size).await {
             Ok(outcome) => {
                 let bytes = match outcome {
                     Outcome::Copied { bytes, .. } => bytes,

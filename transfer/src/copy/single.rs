@@ -1,12 +1,14 @@
 //! Objects up to the multipart threshold: the source's GET body streams
 //! through the integrity check straight into one PUT.
 
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 
 use super::verify::{Expect, etag_md5, verifying};
 use super::{Copier, SourceObject, with_destination_attributes};
 use crate::error::CopyError;
 
+/// GETs the version `source` describes (a HEAD found it) and PUTs it.
 pub async fn copy(
     copier: &Copier,
     source: &SourceObject,
@@ -22,6 +24,16 @@ pub async fn copy(
         .send()
         .await
         .map_err(|e| CopyError::from_sdk("GetObject", e))?;
+    put(copier, source, object.body, destination_key).await
+}
+
+/// PUTs `body`, the bytes of `source`, checking them on the way.
+pub async fn put(
+    copier: &Copier,
+    source: &SourceObject,
+    body: ByteStream,
+    destination_key: &str,
+) -> Result<(), CopyError> {
     let expect = Expect {
         length: source.size,
         crc64: source.crc64,
@@ -29,7 +41,7 @@ pub async fn copy(
             .then(|| etag_md5(&source.etag))
             .flatten(),
     };
-    let (body, _tally) = verifying(object.body, expect);
+    let (body, _tally) = verifying(body, expect);
     let put = copier
         .destination
         .put_object()

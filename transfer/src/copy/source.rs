@@ -8,8 +8,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
-use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::ServerSideEncryption;
 
 use crate::error::CopyError;
@@ -52,6 +53,15 @@ impl SourceObject {
 #[derive(Debug, Clone, Default)]
 struct OssHeaders(Arc<Mutex<Vec<(String, String)>>>);
 
+impl OssHeaders {
+    fn take(&self) -> Vec<(String, String)> {
+        self.0
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default()
+    }
+}
+
 impl Intercept for OssHeaders {
     fn name(&self) -> &'static str {
         "ossbridge::OssHeaders"
@@ -77,6 +87,55 @@ impl Intercept for OssHeaders {
     }
 }
 
+/// A [`SourceObject`] from a HeadObject or GetObject output, which carry
+/// the same attribute fields, and the `x-oss-*` headers of that response.
+macro_rules! source_object {
+    ($out:expr, $key:expr, $oss:expr, $operation:literal) => {{
+        let out = &$out;
+        let oss: Vec<(String, String)> = $oss;
+        let crc64 = oss
+            .iter()
+            .find(|(k, _)| k == "x-oss-hash-crc64ecma")
+            .and_then(|(_, v)| v.parse::<u64>().ok());
+        let mut user_metadata = out.metadata.clone().unwrap_or_default();
+        for (name, value) in &oss {
+            if let Some(meta) = name.strip_prefix("x-oss-meta-") {
+                user_metadata
+                    .entry(meta.to_owned())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+        let size = out
+            .content_length
+            .and_then(|l| u64::try_from(l).ok())
+            .ok_or_else(|| {
+                CopyError::permanent($operation, "invalid_request", "no Content-Length")
+            })?;
+        SourceObject {
+            key: $key.to_owned(),
+            size,
+            etag: out.e_tag.clone().unwrap_or_default(),
+            last_modified: out.last_modified,
+            crc64,
+            kms_encrypted: matches!(
+                out.server_side_encryption,
+                Some(ServerSideEncryption::AwsKms)
+            ) || oss
+                .iter()
+                .any(|(k, v)| k == "x-oss-server-side-encryption" && v == "KMS"),
+            content_type: out.content_type.clone(),
+            content_encoding: out.content_encoding.clone(),
+            content_language: out.content_language.clone(),
+            content_disposition: out.content_disposition.clone(),
+            cache_control: out.cache_control.clone(),
+            expires: out.expires_string.as_deref().and_then(|s| {
+                DateTime::from_str(s, aws_sdk_s3::primitives::DateTimeFormat::HttpDate).ok()
+            }),
+            user_metadata,
+        }
+    }};
+}
+
 /// The source object, or `None` if the key does not exist (any more).
 pub async fn head_source(
     client: &Client,
@@ -99,51 +158,58 @@ pub async fn head_source(
         }
         Err(e) => return Err(CopyError::from_sdk("HeadObject (source)", e)),
     };
-    let oss = captured.0.lock().map(|h| h.clone()).unwrap_or_default();
-    let crc64 = oss
-        .iter()
-        .find(|(k, _)| k == "x-oss-hash-crc64ecma")
-        .and_then(|(_, v)| v.parse::<u64>().ok());
-    let mut user_metadata = head.metadata.clone().unwrap_or_default();
-    for (name, value) in &oss {
-        if let Some(meta) = name.strip_prefix("x-oss-meta-") {
-            user_metadata
-                .entry(meta.to_owned())
-                .or_insert_with(|| value.clone());
+    Ok(Some(source_object!(
+        head,
+        key,
+        captured.take(),
+        "HeadObject (source)"
+    )))
+}
+
+/// The answer to a GET of the source.
+#[derive(Debug)]
+pub enum Fetched {
+    Missing,
+    /// Its ETag is still the one given as `if_none_match` (HTTP 304).
+    Unchanged,
+    /// Its state and its bytes, from one response.
+    Object(Box<SourceObject>, ByteStream),
+}
+
+/// GETs the source object; with `if_none_match` (an unquoted ETag) the
+/// source answers 304 instead of sending a version the caller already has.
+pub async fn get_source(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    if_none_match: Option<&str>,
+) -> Result<Fetched, CopyError> {
+    let captured = OssHeaders::default();
+    let result = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_if_none_match(if_none_match.map(|etag| format!("\"{etag}\"")))
+        .customize()
+        .interceptor(captured.clone())
+        .send()
+        .await;
+    let mut object = match result {
+        Ok(object) => object,
+        Err(e) => {
+            return match e.raw_response().map(|r| r.status().as_u16()) {
+                Some(304) => Ok(Fetched::Unchanged),
+                Some(404) => Ok(Fetched::Missing),
+                _ if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                    Ok(Fetched::Missing)
+                }
+                _ => Err(CopyError::from_sdk("GetObject", e)),
+            };
         }
-    }
-    let size = head
-        .content_length
-        .and_then(|l| u64::try_from(l).ok())
-        .ok_or_else(|| {
-            CopyError::permanent(
-                "HeadObject (source)",
-                "invalid_request",
-                "no Content-Length",
-            )
-        })?;
-    Ok(Some(SourceObject {
-        key: key.to_owned(),
-        size,
-        etag: head.e_tag.clone().unwrap_or_default(),
-        last_modified: head.last_modified,
-        crc64,
-        kms_encrypted: matches!(
-            head.server_side_encryption,
-            Some(ServerSideEncryption::AwsKms)
-        ) || oss
-            .iter()
-            .any(|(k, v)| k == "x-oss-server-side-encryption" && v == "KMS"),
-        content_type: head.content_type.clone(),
-        content_encoding: head.content_encoding.clone(),
-        content_language: head.content_language.clone(),
-        content_disposition: head.content_disposition.clone(),
-        cache_control: head.cache_control.clone(),
-        expires: head.expires_string.as_deref().and_then(|s| {
-            DateTime::from_str(s, aws_sdk_s3::primitives::DateTimeFormat::HttpDate).ok()
-        }),
-        user_metadata,
-    }))
+    };
+    let body = std::mem::take(&mut object.body);
+    let source = source_object!(object, key, captured.take(), "GetObject");
+    Ok(Fetched::Object(Box::new(source), body))
 }
 
 /// What the destination holds for a key.
