@@ -16,19 +16,8 @@ REQUESTS=${REQUESTS:-50000}
 CONCURRENCY=${CONCURRENCY:-64}
 EVENTS_PER_REQUEST=${EVENTS_PER_REQUEST:-1}
 
-venv=.local/bench-venv
-if [ ! -x "$venv/bin/ministack" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
-fi
-cargo build --release --locked --quiet -p ossbridge-gateway -p ossbridge-bench
-loadgen=target/release/ossbridge-loadgen
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+packages=(-p ossbridge-gateway)
+. bench/common.sh
 
 sqs_port=$(free_port)
 BIND_HOST=127.0.0.1 GATEWAY_PORT=$sqs_port "$venv/bin/ministack" >"$work/ministack.log" 2>&1 &

@@ -2,6 +2,7 @@
 //! on stdout; `bench/gateway.sh` orchestrates a whole comparison.
 
 mod load;
+mod objects;
 
 use std::path::PathBuf;
 
@@ -56,6 +57,51 @@ enum Command {
         #[command(flatten)]
         load: load::LoadArgs,
     },
+    /// Creates a bucket and fills it with `count` objects of `size` bytes
+    /// under `prefix` (pseudo-random bytes, streamed from a file for large
+    /// ones).
+    Populate {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        bucket: String,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        size: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+    /// Creates a bucket (for a destination).
+    Bucket {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Puts one Data Transfer Hub `{"key","size"}` job per object under
+    /// `prefix` in `bucket` on the queue.
+    Enqueue {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        source_endpoint: String,
+        #[arg(long)]
+        bucket: String,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long)]
+        queue_url: String,
+    },
+    /// Puts OSS keys in SSM as the Data Transfer Hub tutorial does.
+    Keys {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        name: String,
+    },
     /// The Data Transfer Hub tutorial's sender: one SQS SendMessage of
     /// {"key","size"} per event, straight to the queue.
     Dth {
@@ -98,6 +144,39 @@ async fn main() -> Result<()> {
         } => {
             let report = load::gateway(&url, &ca, &secret, &load, events_per_request).await?;
             println!("{report}");
+        }
+        Command::Populate {
+            endpoint,
+            bucket,
+            prefix,
+            count,
+            size,
+            concurrency,
+        } => {
+            let report =
+                objects::populate(&endpoint, &bucket, &prefix, count, size, concurrency).await?;
+            println!("{report}");
+        }
+        Command::Bucket { endpoint, name } => {
+            ossbridge_testkit::LocalAws::connect(&endpoint)
+                .await
+                .create_bucket(&name)
+                .await?;
+        }
+        Command::Enqueue {
+            endpoint,
+            source_endpoint,
+            bucket,
+            prefix,
+            queue_url,
+        } => {
+            let sent =
+                objects::enqueue(&endpoint, &source_endpoint, &bucket, &prefix, &queue_url).await?;
+            println!("{sent}");
+        }
+        Command::Keys { endpoint, name } => {
+            let aws = ossbridge_testkit::LocalAws::connect(&endpoint).await;
+            aws.put_oss_keys(&name, "bench", "bench").await?;
         }
         Command::SqsBatch {
             endpoint,

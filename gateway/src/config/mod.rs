@@ -1,5 +1,5 @@
 //! The gateway's configuration. Every key is listed, with its default, in
-//! docs/configuration.md (a test keeps the two in step).
+//! docs/configuration.md; the example file is checked by a test.
 
 mod source;
 

@@ -1,0 +1,111 @@
+//! Filling a source bucket and queueing copy jobs for the transfer
+//! benchmark.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use futures::{StreamExt, TryStreamExt};
+use ossbridge_testkit::{LocalAws, fixtures};
+use serde_json::{Value, json};
+
+/// Objects at or above this are written to a temporary file and streamed.
+const STREAM_FROM_FILE: u64 = 64 * 1024 * 1024;
+
+pub async fn populate(
+    endpoint: &str,
+    bucket: &str,
+    prefix: &str,
+    count: usize,
+    size: u64,
+    concurrency: usize,
+) -> Result<Value> {
+    let aws = Arc::new(LocalAws::connect(endpoint).await);
+    let _ = aws.create_bucket(bucket).await;
+    let file = if size >= STREAM_FROM_FILE {
+        let file = tempfile::NamedTempFile::new()?;
+        let chunk = fixtures::bytes(8 * 1024 * 1024, 7);
+        let mut written = 0u64;
+        let mut out = std::io::BufWriter::new(file.reopen()?);
+        while written < size {
+            let n = chunk.len().min((size - written) as usize);
+            std::io::Write::write_all(&mut out, &chunk[..n])?;
+            written += n as u64;
+        }
+        std::io::Write::flush(&mut out)?;
+        Some(file)
+    } else {
+        None
+    };
+    let started = std::time::Instant::now();
+    let path = file.as_ref().map(|f| f.path().to_owned());
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let (aws, path) = (aws.clone(), path.clone());
+            let key = format!("{prefix}{i:06}.bin");
+            async move {
+                let body = match &path {
+                    Some(p) => ByteStream::from_path(p).await?,
+                    None => ByteStream::from(fixtures::bytes(size as usize, i as u64 + 1)),
+                };
+                aws.s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(body)
+                    .send()
+                    .await
+                    .with_context(|| format!("put {key}"))?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(json!({"objects": count, "size": size, "seconds": started.elapsed().as_secs_f64()}))
+}
+
+pub async fn enqueue(
+    endpoint: &str,
+    source_endpoint: &str,
+    bucket: &str,
+    prefix: &str,
+    queue_url: &str,
+) -> Result<usize> {
+    let source = LocalAws::connect(source_endpoint).await;
+    let sqs = aws_sdk_sqs::Client::new(&LocalAws::connect(endpoint).await.sdk);
+    let mut jobs = Vec::new();
+    let mut pages = source
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page?.contents() {
+            let key = object.key().context("key")?;
+            jobs.push(json!({"key": key, "size": object.size().unwrap_or(0)}).to_string());
+        }
+    }
+    for (n, chunk) in jobs.chunks(10).enumerate() {
+        let entries: Vec<SendMessageBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("{n}-{i}"))
+                    .message_body(body)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+    }
+    Ok(jobs.len())
+}
