@@ -192,7 +192,7 @@ impl Copier {
         match op {
             Operation::Copy => {
                 if size_hint.is_some_and(|size| size <= self.options.multipart_threshold)
-                    && let Some(outcome) = self.copy_small(key).await?
+                    && let Some(outcome) = self.copy_small(key, size_hint).await?
                 {
                     return Ok(outcome);
                 }
@@ -205,7 +205,11 @@ impl Copier {
     /// The destination's HEAD, then one GET that yields the source's state
     /// and bytes together, then one PUT. `None` when the object turned out
     /// to be larger than the threshold (the message was stale).
-    async fn copy_small(&self, key: &str) -> Result<Option<Outcome>, CopyError> {
+    async fn copy_small(
+        &self,
+        key: &str,
+        size_hint: Option<u64>,
+    ) -> Result<Option<Outcome>, CopyError> {
         let destination_key = self.destination_key(key);
         let existing = head_destination(
             &self.destination,
@@ -213,7 +217,12 @@ impl Copier {
             &destination_key,
         )
         .await?;
-        let recorded = existing.as_ref().and_then(|d| d.source_etag.as_deref());
+        // A 304 proves only the ETag; ask for one only when the destination
+        // also has the announced size, so a damaged copy is rewritten.
+        let recorded = existing
+            .as_ref()
+            .filter(|d| size_hint == Some(d.size))
+            .and_then(|d| d.source_etag.as_deref());
         let (source, body) =
             match get_source(&self.source, &self.source_bucket, key, recorded).await? {
                 Fetched::Missing => return self.source_missing(key).await.map(Some),
