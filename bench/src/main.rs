@@ -73,6 +73,17 @@ enum Command {
         size: u64,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        /// Spread keys over this many sub-prefixes (`PREFIX/NNN/`); 0 keeps
+        /// them flat under PREFIX.
+        #[arg(long, default_value_t = 0)]
+        fanout: usize,
+        /// Also write each object, identical and with the
+        /// `ossbridge-source-etag` a copy records, to this endpoint's
+        /// `--mirror-bucket` (a destination already in sync).
+        #[arg(long, requires = "mirror_bucket")]
+        mirror_endpoint: Option<String>,
+        #[arg(long)]
+        mirror_bucket: Option<String>,
     },
     /// Creates a bucket (for a destination).
     Bucket {
@@ -152,9 +163,19 @@ async fn main() -> Result<()> {
             count,
             size,
             concurrency,
+            fanout,
+            mirror_endpoint,
+            mirror_bucket,
         } => {
+            let mirror = mirror_endpoint.zip(mirror_bucket);
+            let layout = objects::Layout {
+                prefix,
+                count,
+                size,
+                fanout,
+            };
             let report =
-                objects::populate(&endpoint, &bucket, &prefix, count, size, concurrency).await?;
+                objects::populate(&endpoint, &bucket, &layout, concurrency, mirror).await?;
             println!("{report}");
         }
         Command::Bucket { endpoint, name } => {

@@ -13,16 +13,46 @@ use serde_json::{Value, json};
 /// Objects at or above this are written to a temporary file and streamed.
 const STREAM_FROM_FILE: u64 = 64 * 1024 * 1024;
 
+/// Which objects `populate` writes.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub prefix: String,
+    pub count: usize,
+    pub size: u64,
+    /// Sub-prefixes to spread keys over (0: flat).
+    pub fanout: usize,
+}
+
+impl Layout {
+    fn key(&self, i: usize) -> String {
+        match self.fanout {
+            0 => format!("{}{i:06}.bin", self.prefix),
+            n => format!("{}{:03}/{i:06}.bin", self.prefix, i % n),
+        }
+    }
+}
+
+/// Fills `bucket` and, with `mirror` (endpoint, bucket), writes each
+/// object there too with the source ETag recorded as ossbridge's copy
+/// would, so a sync between them finds everything current.
 pub async fn populate(
     endpoint: &str,
     bucket: &str,
-    prefix: &str,
-    count: usize,
-    size: u64,
+    layout: &Layout,
     concurrency: usize,
+    mirror: Option<(String, String)>,
 ) -> Result<Value> {
+    let (count, size) = (layout.count, layout.size);
     let aws = Arc::new(LocalAws::connect(endpoint).await);
     let _ = aws.create_bucket(bucket).await;
+    let mirror = match mirror {
+        Some((endpoint, bucket)) => {
+            let m = LocalAws::connect(&endpoint).await;
+            let _ = m.create_bucket(&bucket).await;
+            Some(Arc::new((m, bucket)))
+        }
+        None => None,
+    };
     let file = if size >= STREAM_FROM_FILE {
         let file = tempfile::NamedTempFile::new()?;
         let chunk = fixtures::bytes(8 * 1024 * 1024, 7);
@@ -42,14 +72,15 @@ pub async fn populate(
     let path = file.as_ref().map(|f| f.path().to_owned());
     futures::stream::iter(0..count)
         .map(|i| {
-            let (aws, path) = (aws.clone(), path.clone());
-            let key = format!("{prefix}{i:06}.bin");
+            let (aws, path, mirror) = (aws.clone(), path.clone(), mirror.clone());
+            let key = layout.key(i);
             async move {
                 let body = match &path {
                     Some(p) => ByteStream::from_path(p).await?,
                     None => ByteStream::from(fixtures::bytes(size as usize, i as u64 + 1)),
                 };
-                aws.s3
+                let out = aws
+                    .s3
                     .put_object()
                     .bucket(bucket)
                     .key(&key)
@@ -57,6 +88,22 @@ pub async fn populate(
                     .send()
                     .await
                     .with_context(|| format!("put {key}"))?;
+                if let Some(mirror) = mirror {
+                    let (m, mirror_bucket) = &*mirror;
+                    let etag = out.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+                    let body = match &path {
+                        Some(p) => ByteStream::from_path(p).await?,
+                        None => ByteStream::from(fixtures::bytes(size as usize, i as u64 + 1)),
+                    };
+                    m.s3.put_object()
+                        .bucket(mirror_bucket)
+                        .key(&key)
+                        .body(body)
+                        .metadata("ossbridge-source-etag", etag)
+                        .send()
+                        .await
+                        .with_context(|| format!("mirror {key}"))?;
+                }
                 anyhow::Ok(())
             }
         })

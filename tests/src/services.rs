@@ -15,6 +15,24 @@ use tokio::process::{Child, Command};
 use crate::{TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY};
 
 /// Path of a workspace binary built in the same profile as this program.
+/// A command for `program` with only the environment a local run needs:
+/// the emulator's credentials, and nothing that could send a request off
+/// loopback (the instance metadata address, a user's profile, a proxy).
+pub fn loopback_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_ACCESS_KEY)
+        .env("AWS_REGION", TEST_REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("NO_PROXY", "127.0.0.1,localhost,::1");
+    command
+}
+
 pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("current_exe")?;
     let mut dir = exe.parent().context("exe dir")?.to_path_buf();
@@ -60,20 +78,9 @@ impl Service {
             .tempfile()
             .context("config file")?;
         std::io::Write::write_all(&mut config, config_toml.as_bytes())?;
-        let mut child = Command::new(binary(binary_name)?)
+        let mut child = loopback_command(binary(binary_name)?)
             .arg("--config")
             .arg(config.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_ACCESS_KEY)
-            .env("AWS_REGION", TEST_REGION)
-            // Never fall back to the instance metadata address, a user's
-            // profile or a proxy: every request stays on loopback.
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("NO_PROXY", "127.0.0.1,localhost,::1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

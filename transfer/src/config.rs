@@ -20,8 +20,11 @@ pub struct Config {
     /// credential chain).
     #[serde(default)]
     pub aws: AwsConfig,
-    /// The SQS queue of copy jobs.
-    pub queue_url: String,
+    /// The SQS queue of copy jobs. Required by the worker and by
+    /// `sync --enqueue` (see [`Config::require_queue_url`]); an in-process
+    /// `sync` has no queue.
+    #[serde(default)]
+    pub queue_url: Option<String>,
     pub source: SourceConfig,
     pub destination: DestinationConfig,
     #[serde(default)]
@@ -185,7 +188,9 @@ impl ServiceConfig for Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.aws.validate("aws")?;
-        require_http_url("queue_url", &self.queue_url)?;
+        if let Some(url) = &self.queue_url {
+            require_http_url("queue_url", url)?;
+        }
         let s = &self.source;
         non_empty("source.bucket", &s.bucket)?;
         require_http_url("source.endpoint_url", &s.endpoint_url)?;
@@ -284,6 +289,16 @@ impl ServiceConfig for Config {
     }
 }
 
+impl Config {
+    /// The queue URL, for the modes that need one (the worker, `sync
+    /// --enqueue`). `mode` ends the error message, e.g. "by the worker".
+    pub fn require_queue_url(&self, mode: &str) -> Result<&str, ConfigError> {
+        self.queue_url
+            .as_deref()
+            .ok_or_else(|| ConfigError::invalid("queue_url", format!("required {mode}")))
+    }
+}
+
 fn non_empty(key: &str, value: &str) -> Result<(), ConfigError> {
     if value.is_empty() {
         return Err(ConfigError::invalid(key, "must not be empty"));
@@ -327,5 +342,21 @@ mod tests {
         assert!(err.to_string().contains("source.endpoint_url"), "{err}");
         let err = load(&format!("{EXAMPLE}\nconcurency = 3\n")).expect_err("typo");
         assert!(err.to_string().contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn queue_url_is_optional_in_the_file_but_required_by_the_worker() {
+        let without: String = EXAMPLE
+            .lines()
+            .filter(|l| !l.starts_with("queue_url"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = load(&without).expect("valid without a queue");
+        let err = config
+            .require_queue_url("by the worker")
+            .expect_err("missing");
+        assert!(err.to_string().contains("queue_url"), "{err}");
+        let err = load(&format!("queue_url = \"sqs\"\n{without}")).expect_err("not a URL");
+        assert!(err.to_string().contains("queue_url"), "{err}");
     }
 }

@@ -2,8 +2,9 @@
 //! object from Aliyun OSS (through its S3-compatible API) to Amazon S3:
 //! streaming, multipart with resume, verified, idempotent.
 //!
-//! `main.rs` parses configuration and binds; [`run`] does everything else,
-//! so tests start exactly what production runs.
+//! `main.rs` parses configuration and binds; [`run`] (the worker) and
+//! [`sync::run_sync`] (`ossbridge-transfer sync`) do everything else, so
+//! tests start exactly what production runs.
 
 pub mod admin;
 pub mod clients;
@@ -13,6 +14,7 @@ pub mod copy;
 pub mod credentials;
 pub mod decode;
 pub mod error;
+pub mod sync;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -61,30 +63,12 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     config.validate()?;
+    let queue_url = config.require_queue_url("by the worker")?.to_owned();
     telemetry::prometheus();
-    let credentials = credentials::SsmCredentials::new(
-        clients::ssm(sdk),
-        config.source.credentials_parameter.clone(),
-        Duration::from_secs(config.source.credentials_refresh_secs),
-    );
-    // Fail at start, with the parameter's name, rather than on every copy.
-    credentials
-        .provide_credentials()
-        .await
-        .map_err(|e| RunError::Credentials(error_chain(&e)))?;
-
-    let copier = copy::Copier::new(
-        clients::source_s3(sdk, &config.source, credentials.clone()),
-        config.source.bucket.clone(),
-        clients::destination_s3(sdk, &config.destination),
-        config.destination.bucket.clone(),
-        copy_options(&config),
-        Some(credentials),
-        config.worker.max_bytes_in_flight_mib * MIB,
-    );
+    let copier = copier(&config, sdk).await?;
     let consumer = Arc::new(consumer::Consumer {
         sqs: clients::sqs(sdk),
-        queue_url: config.queue_url.clone(),
+        queue_url,
         copier,
         worker: config.worker.clone(),
     });
@@ -125,7 +109,31 @@ pub async fn run_with(
     Ok(())
 }
 
-fn copy_options(config: &Config) -> CopyOptions {
+/// The source keys (read once now, so a missing parameter fails at start,
+/// naming it, rather than on every copy) and the copy engine built on them;
+/// shared by the worker and `sync`.
+pub(crate) async fn copier(config: &Config, sdk: &SdkConfig) -> Result<copy::Copier, RunError> {
+    let credentials = credentials::SsmCredentials::new(
+        clients::ssm(sdk),
+        config.source.credentials_parameter.clone(),
+        Duration::from_secs(config.source.credentials_refresh_secs),
+    );
+    credentials
+        .provide_credentials()
+        .await
+        .map_err(|e| RunError::Credentials(error_chain(&e)))?;
+    Ok(copy::Copier::new(
+        clients::source_s3(sdk, &config.source, credentials.clone()),
+        config.source.bucket.clone(),
+        clients::destination_s3(sdk, &config.destination),
+        config.destination.bucket.clone(),
+        copy_options(config),
+        Some(credentials),
+        config.worker.max_bytes_in_flight_mib * MIB,
+    ))
+}
+
+pub(crate) fn copy_options(config: &Config) -> CopyOptions {
     let d = &config.destination;
     let c = &config.copy;
     CopyOptions {

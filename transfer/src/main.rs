@@ -1,8 +1,11 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use ossbridge_runtime::cli::{self, ConfigArgs};
 use ossbridge_runtime::shutdown;
+use ossbridge_transfer::sync::{Filter, Mode, ProgressDisplay, SyncOptions, run_sync};
 use ossbridge_transfer::{Config, run};
 
 const PROGRAM: &str = "ossbridge-transfer";
@@ -18,15 +21,82 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Drains the queue (the default without a subcommand).
+    Run,
+    /// Reconciles the destination bucket with the source: lists both,
+    /// copies what is missing or different (docs/sync.md).
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+struct SyncArgs {
+    /// Configuration file (also accepted before `sync`).
+    #[arg(long, env = "OSSBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Put copy jobs on `queue_url` for the workers instead of copying here.
+    #[arg(long)]
+    enqueue: bool,
+    /// Print what would be copied or deleted; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Delete destination objects the source does not have (needs
+    /// --yes-delete).
+    #[arg(long)]
+    delete: bool,
+    /// Confirms --delete.
+    #[arg(long)]
+    yes_delete: bool,
+    /// Only keys starting with PREFIX (repeatable).
+    #[arg(long, value_name = "PREFIX")]
+    include: Vec<String>,
+    /// Never keys starting with PREFIX (repeatable; wins over --include).
+    #[arg(long, value_name = "PREFIX")]
+    exclude: Vec<String>,
+    /// Overrides `destination.prefix`.
+    #[arg(long, value_name = "PREFIX")]
+    destination_prefix: Option<String>,
+    /// Copies at once [default: worker.concurrency].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Destination HEADs (recorded-ETag checks) at once.
+    #[arg(long, default_value_t = 32)]
+    head_concurrency: usize,
+    /// Key ranges listed at once.
+    #[arg(long, default_value_t = 4)]
+    list_concurrency: usize,
+    /// Progress: a bar on a terminal, log lines otherwise (auto), or force
+    /// one.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bar", "log"])]
+    progress: String,
+    /// Seconds between `sync_progress` log lines.
+    #[arg(long, default_value_t = 5)]
+    progress_interval_secs: u64,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: Config = match cli::start(PROGRAM, &cli.config) {
+    match cli.command {
+        None | Some(Command::Run) => worker(cli.config).await,
+        Some(Command::Sync(args)) => sync(cli.config, args).await,
+    }
+}
+
+async fn worker(args: ConfigArgs) -> ExitCode {
+    let config: Config = match cli::start(PROGRAM, &args) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if let Err(e) = config.require_queue_url("by the worker") {
+        eprintln!("{PROGRAM}: {e}");
+        return ExitCode::from(cli::EXIT_CONFIG);
+    }
     let admin = match config.metrics.listen {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => Some(listener),
@@ -43,6 +113,66 @@ async fn main() -> ExitCode {
             tracing::error!(event = "transfer_failed", error = %e);
             eprintln!("{PROGRAM}: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn sync(top: ConfigArgs, args: SyncArgs) -> ExitCode {
+    // Refuse before loading anything: the answer does not depend on it.
+    if args.delete && !args.yes_delete && !args.dry_run {
+        eprintln!(
+            "{PROGRAM}: sync --delete deletes destination objects; add --yes-delete to confirm (or run with --dry-run first)"
+        );
+        return ExitCode::from(cli::EXIT_CONFIG);
+    }
+    let config_args = ConfigArgs {
+        config: args.config.clone().or(top.config),
+    };
+    let config: Config = match cli::start(PROGRAM, &config_args) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let options = SyncOptions {
+        mode: if args.enqueue {
+            Mode::Enqueue
+        } else {
+            Mode::InProcess
+        },
+        dry_run: args.dry_run,
+        delete: args.delete,
+        confirm_delete: args.yes_delete,
+        filter: Filter {
+            include: args.include,
+            exclude: args.exclude,
+        },
+        destination_prefix: args.destination_prefix,
+        concurrency: args.concurrency,
+        head_concurrency: args.head_concurrency,
+        list_concurrency: args.list_concurrency,
+        progress: match args.progress.as_str() {
+            "bar" => ProgressDisplay::Bar,
+            "log" => ProgressDisplay::Log,
+            _ => ProgressDisplay::Auto,
+        },
+        progress_interval: Duration::from_secs(args.progress_interval_secs.max(1)),
+    };
+    match run_sync(config, options, shutdown::on_termination_signal()).await {
+        Ok(summary) => {
+            print!("{summary}");
+            if summary.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            tracing::error!(event = "sync_failed", error = %e);
+            eprintln!("{PROGRAM}: {e}");
+            if e.is_usage() {
+                ExitCode::from(cli::EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

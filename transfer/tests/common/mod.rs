@@ -24,6 +24,10 @@ pub const MAX_RECEIVES: u32 = 2;
 pub struct Rig {
     pub emulator: Emulator,
     pub aws: LocalAws,
+    /// The destination bucket's emulator: `aws`, or a second emulator
+    /// process (`Rig::start_split`) so that two cores serve the two sides.
+    pub destination_aws: LocalAws,
+    _destination_emulator: Option<Emulator>,
     pub source: S3Proxy,
     pub destination: S3Proxy,
     pub source_bucket: String,
@@ -48,15 +52,38 @@ impl Worker {
 
 impl Rig {
     pub async fn start() -> Result<Rig> {
+        Rig::start_with(false).await
+    }
+
+    /// A rig whose destination bucket lives in its own emulator process
+    /// (moto serves one request at a time per process; large tests need
+    /// both cores).
+    pub async fn start_split() -> Result<Rig> {
+        Rig::start_with(true).await
+    }
+
+    async fn start_with(split: bool) -> Result<Rig> {
         ossbridge_runtime::logging::init_for_tests();
         let emulator = tokio::task::spawn_blocking(Emulator::start).await??;
         let aws = LocalAws::connect(&emulator.endpoint()).await;
         let resources = Resources::create(&aws, Names::unique(), MAX_RECEIVES, 5).await?;
+        let (destination_emulator, destination_aws) = if split {
+            let second = tokio::task::spawn_blocking(Emulator::start).await??;
+            let second_aws = LocalAws::connect(&second.endpoint()).await;
+            second_aws
+                .create_bucket(&resources.destination_bucket)
+                .await?;
+            (Some(second), second_aws)
+        } else {
+            (None, aws.clone())
+        };
         Ok(Rig {
             source: S3Proxy::start_oss(&emulator.endpoint()).await?,
-            destination: S3Proxy::start(&emulator.endpoint()).await?,
+            destination: S3Proxy::start(&destination_aws.endpoint).await?,
             emulator,
             aws,
+            destination_aws,
+            _destination_emulator: destination_emulator,
             source_bucket: resources.source_bucket,
             destination_bucket: resources.destination_bucket,
             queue_url: resources.queue_url,
@@ -183,11 +210,13 @@ impl Rig {
     }
 
     pub async fn destination_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.aws.get_object(&self.destination_bucket, key).await
+        self.destination_aws
+            .get_object(&self.destination_bucket, key)
+            .await
     }
 
     pub async fn wait_for_destination(&self, key: &str) -> Result<Vec<u8>> {
-        self.aws
+        self.destination_aws
             .wait_for_object(&self.destination_bucket, key, WAIT)
             .await
     }
@@ -218,7 +247,7 @@ impl Rig {
     /// In-progress multipart uploads in the destination bucket.
     pub async fn open_uploads(&self) -> Result<usize> {
         let out = self
-            .aws
+            .destination_aws
             .s3
             .list_multipart_uploads()
             .bucket(&self.destination_bucket)
@@ -238,5 +267,108 @@ fn insert_destination(config: &str, keys: &str) -> String {
             format!("{}{keys}{}", &config[..after], &config[after..])
         }
         None => config.to_owned(),
+    }
+}
+
+/// An object to put: key, bytes, user metadata.
+pub type NewObject = (String, Vec<u8>, Option<HashMap<String, String>>);
+
+/// What one run of `ossbridge-transfer sync` did.
+pub struct SyncRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl SyncRun {
+    /// The keys of the stdout lines starting with `verb ` (`copy`,
+    /// `delete`), as a dry run prints them.
+    pub fn planned(&self, verb: &str) -> std::collections::BTreeSet<String> {
+        let prefix = format!("{verb} ");
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|rest| match rest.rfind(" (") {
+                Some(i) if verb == "copy" => rest[..i].to_owned(),
+                _ => rest.to_owned(),
+            })
+            .collect()
+    }
+
+    /// The `sync_summary` log line.
+    pub fn summary(&self) -> Result<serde_json::Value> {
+        self.stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["event"] == "sync_summary")
+            .with_context(|| format!("no sync_summary in:\n{}", self.stderr))
+    }
+
+    pub fn count(&self, field: &str) -> Result<u64> {
+        let summary = self.summary()?;
+        summary[field]
+            .as_u64()
+            .with_context(|| format!("{field} missing in {summary}"))
+    }
+}
+
+impl Rig {
+    /// Runs the `ossbridge-transfer` binary with `args` (e.g. `sync
+    /// --dry-run`) on `config_toml` and waits for it to exit.
+    pub async fn run_binary(&self, config_toml: &str, args: &[&str]) -> Result<SyncRun> {
+        let mut config = tempfile::Builder::new().suffix(".toml").tempfile()?;
+        std::io::Write::write_all(&mut config, config_toml.as_bytes())?;
+        let output =
+            ossbridge_testkit::services::loopback_command(env!("CARGO_BIN_EXE_ossbridge-transfer"))
+                .args(args)
+                .arg("--config")
+                .arg(config.path())
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output();
+        let output = tokio::time::timeout(Duration::from_secs(150), output)
+            .await
+            .context("ossbridge-transfer did not exit")??;
+        Ok(SyncRun {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    /// Puts `(key, bytes, metadata)` objects into `bucket` directly (not
+    /// through a proxy), `concurrency` at a time; returns each key's ETag
+    /// (unquoted).
+    pub async fn put_many(
+        &self,
+        bucket: &str,
+        objects: Vec<NewObject>,
+        concurrency: usize,
+    ) -> Result<HashMap<String, String>> {
+        use futures::StreamExt;
+        let aws = if bucket == self.destination_bucket {
+            &self.destination_aws
+        } else {
+            &self.aws
+        };
+        let results: Vec<Result<(String, String)>> = futures::stream::iter(objects)
+            .map(|(key, bytes, meta)| async move {
+                let out = aws
+                    .s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(ByteStream::from(bytes))
+                    .set_metadata(meta)
+                    .send()
+                    .await
+                    .with_context(|| format!("put {key}"))?;
+                let etag = out.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+                Ok((key, etag))
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 }
