@@ -7,6 +7,7 @@
 //! so tests start exactly what production runs.
 
 pub mod admin;
+pub mod archive;
 pub mod batcher;
 pub mod body;
 pub mod config;
@@ -15,7 +16,9 @@ pub mod enqueue;
 pub mod error;
 pub mod health;
 pub mod normalize;
+pub mod pipeline;
 pub mod ratelimit;
+pub mod replay;
 pub mod routes;
 pub mod secrets;
 pub mod server;
@@ -107,6 +110,16 @@ pub async fn serve(
         sources.insert(id.clone(), source);
     }
 
+    let admin_replay = replay::admin::AdminReplay::build(&config.admin, &ssm).await?;
+    let (archive, archive_task) = match &config.archive {
+        Some(archive_config) => {
+            let (archiver, task) =
+                archive::Archiver::spawn(archive_config, archive::s3_client(sdk, archive_config));
+            (Some(archiver), Some(task))
+        }
+        None => (None, None),
+    };
+
     let tls = match &config.tls {
         Some(tls) => {
             let cert = ReloadableCert::load(tls)?;
@@ -124,6 +137,8 @@ pub async fn serve(
         rate_limits: ratelimit::RateLimits::new(&config.rate_limit),
         dedup: dedup::Dedup::new(&config.dedup),
         health: health.clone(),
+        archive,
+        admin_replay,
     });
 
     let queues: Vec<String> = batchers.keys().cloned().collect();
@@ -184,6 +199,11 @@ pub async fn serve(
     }
     if let Some(admin) = admin {
         let _ = tokio::time::timeout(grace, admin).await;
+    }
+    // The last holders of the archiver are gone with the state and the
+    // admin router: the archive task writes its open window and ends.
+    if let Some(task) = archive_task {
+        let _ = tokio::time::timeout(grace, task).await;
     }
     tracing::info!(event = "gateway_stopped");
     Ok(())

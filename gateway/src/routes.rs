@@ -18,15 +18,17 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+use crate::archive::{self, Archiver};
 use crate::batcher::Batcher;
 use crate::body::{self, MnsPolicy};
 use crate::config::BodyFormat;
 use crate::dedup::Dedup;
-use crate::enqueue::EnqueueError;
 use crate::error::IngestError;
 use crate::health::SqsHealth;
 use crate::normalize::Normalizer;
+use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimits;
+use crate::replay::admin::AdminReplay;
 use crate::telemetry;
 use crate::verify::Verifier;
 
@@ -41,6 +43,18 @@ pub struct Source {
     pub batcher: Batcher,
 }
 
+impl Source {
+    /// This source's normalize → dedup → enqueue path.
+    pub fn pipeline<'a>(&'a self, state: &'a AppState) -> Pipeline<'a> {
+        Pipeline {
+            normalizer: &self.normalizer,
+            batcher: &self.batcher,
+            dedup: &state.dedup,
+            enqueue_timeout: state.enqueue_timeout,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct AppState {
     pub sources: HashMap<String, Source>,
@@ -50,6 +64,10 @@ pub struct AppState {
     pub rate_limits: RateLimits,
     pub dedup: Dedup,
     pub health: Arc<SqsHealth>,
+    /// The event archive, when `[archive]` is configured.
+    pub archive: Option<Archiver>,
+    /// `POST /admin/replay/{source}`, when replay tokens are configured.
+    pub admin_replay: Option<AdminReplay>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -154,38 +172,41 @@ async fn handle(
         .check(client)
         .map_err(|retry_after| IngestError::RateLimited { retry_after })?;
     let body = read_limited(&parts.headers, body, state.max_body_bytes).await?;
+    let received_at = OffsetDateTime::now_utc();
     let verified = source
         .verifier
-        .verify(source.id.clone(), &parts, body, OffsetDateTime::now_utc())
+        .verify(source.id.clone(), &parts, body, received_at)
         .await?;
     let events = body::decode(source.format, &verified, source.mns_policy.as_ref())?;
-    let mut normalized = source.normalizer.normalize(&events);
-    let duplicates = state.dedup.remove_duplicates(&mut normalized.messages);
-    telemetry::duplicates_dropped(duplicates);
-    for m in &normalized.messages {
-        tracing::debug!(event = "event_normalized", key = %m.key, op = ?m.op, idempotency_key = %m.idempotency_key);
+    let pipeline = source.pipeline(state);
+    let prepared = pipeline.prepare(&events);
+    pipeline.send(&prepared).await?;
+    if let Some(archive) = &state.archive {
+        // Only now: the archive never holds what SQS refused.
+        archive.record(archive::Record {
+            source_id: source.id.to_string(),
+            received_at,
+            body: verified.bytes(),
+            keys: prepared.keys.clone(),
+        });
     }
-    tokio::time::timeout(
-        state.enqueue_timeout,
-        source.batcher.send(&normalized.messages),
-    )
-    .await
-    .map_err(|_| EnqueueError::Timeout(state.enqueue_timeout))??;
-    state.dedup.remember(&normalized.messages);
-    telemetry::enqueued(normalized.messages.iter().map(|m| m.event_time.as_str()));
     Ok(IngestResponse {
-        events: events.len(),
-        enqueued: normalized.messages.len(),
-        ignored: normalized.ignored,
-        filtered: normalized.filtered,
-        duplicates,
+        events: prepared.events,
+        enqueued: prepared.messages.len(),
+        ignored: prepared.ignored,
+        filtered: prepared.filtered,
+        duplicates: prepared.duplicates,
     })
 }
 
 /// Reads the body, refusing it as soon as it is known to exceed `limit`:
 /// from Content-Length before reading anything, otherwise (chunked) as
 /// soon as the running total passes the limit.
-async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, IngestError> {
+pub(crate) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, IngestError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

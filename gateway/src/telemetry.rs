@@ -98,3 +98,11 @@ pub fn connection_opened() {
 pub fn connection_closed() {
     gauge!(CONNECTIONS).decrement(1.0);
 }
+
+/// Archive objects written (`outcome` = ok) or lost after retries
+/// (`outcome` = failed).
+pub const ARCHIVE_OBJECTS: &str = "ossbridge_gateway_archive_objects_total";
+
+pub fn archive_object(ok: bool) {
+    counter!(ARCHIVE_OBJECTS, "outcome" => if ok { "ok" } else { "failed" }).increment(1);
+}

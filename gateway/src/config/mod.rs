@@ -1,6 +1,7 @@
 //! The gateway's configuration. Every key is listed, with its default, in
 //! docs/configuration.md; the example file is checked by a test.
 
+mod replay;
 mod source;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use ossbridge_runtime::cli::ServiceConfig;
 use ossbridge_runtime::logging::LogConfig;
 use serde::Deserialize;
 
+pub use replay::{AdminConfig, ArchiveConfig};
 pub use source::{BodyFormat, FilterConfig, HmacAlgorithm, Secrets, SourceConfig, VerifierConfig};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +45,11 @@ pub struct Config {
     pub dedup: DedupConfig,
     #[serde(default)]
     pub mns: MnsConfig,
+    /// The replay endpoint on the admin listener.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The event archive (off when absent).
+    pub archive: Option<ArchiveConfig>,
     /// Webhook sources by id; the id is the `{source}` in
     /// `POST /v1/ingest/{source}`.
     #[serde(default)]
@@ -278,6 +285,10 @@ impl ServiceConfig for Config {
         positive("mns.cert_fetch_timeout_ms", m.cert_fetch_timeout_ms)?;
         positive("mns.max_cert_bytes", m.max_cert_bytes as u64)?;
         positive("mns.date_tolerance_secs", m.date_tolerance_secs)?;
+        self.admin.validate()?;
+        if let Some(archive) = &self.archive {
+            archive.validate()?;
+        }
         if self.sources.is_empty() {
             return Err(ConfigError::invalid(
                 "sources",

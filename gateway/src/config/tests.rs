@@ -117,3 +117,34 @@ fn debug_output_redacts_every_secret() {
     assert!(!debug.contains("very-secret"), "{debug}");
     assert!(debug.contains("REDACTED"));
 }
+
+#[test]
+fn admin_and_archive_settings_are_checked_naming_the_key() {
+    let base = format!("{SOURCE}{VERIFIER}");
+    let config = load(&format!(
+        "[admin]\nreplay_tokens = {{ env = \"REPLAY_TOKENS\" }}\n\
+         [archive]\nbucket = \"b\"\nprefix = \"gw/events\"\n{base}"
+    ))
+    .expect("valid");
+    assert_eq!(config.archive.map(|a| a.window_secs), Some(300));
+    assert_eq!(config.admin.replay_per_second, 1);
+    for (extra, key) in [
+        (
+            "[admin]\nreplay_per_second = 0\n",
+            "admin.replay_per_second",
+        ),
+        ("[admin]\ntoken = \"x\"\n", "token"),
+        ("[archive]\nbucket = \"\"\n", "archive.bucket"),
+        (
+            "[archive]\nbucket = \"b\"\nprefix = \"/x\"\n",
+            "archive.prefix",
+        ),
+        (
+            "[archive]\nbucket = \"b\"\nwindow_secs = 7\n",
+            "archive.window_secs",
+        ),
+    ] {
+        let err = load(&format!("{extra}{base}")).expect_err(extra);
+        assert!(err.to_string().contains(key), "{extra}: {err}");
+    }
+}

@@ -48,6 +48,25 @@ impl Verified {
         &self.body
     }
 
+    /// The body as received (a cheap clone), for the archive.
+    pub fn bytes(&self) -> Bytes {
+        self.body.clone()
+    }
+
+    /// Operator input that is trusted without a signature: `replay` files
+    /// and the admin replay endpoint (behind its own token), and archive
+    /// records, which hold only bodies a verifier accepted. It still goes
+    /// through the same decoding; an MNS body counts as carrying the URL
+    /// token (its topic owner is still checked when the source lists
+    /// owners).
+    pub(crate) fn trusted_operator_input(source: Arc<str>, body: Bytes) -> Verified {
+        Verified {
+            source,
+            body,
+            url_token_checked: true,
+        }
+    }
+
     /// Whether the request URL carried the source's secret token (MNS).
     pub fn url_token_checked(&self) -> bool {
         self.url_token_checked
@@ -172,7 +191,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Ver
 
 /// Whether `candidate` equals any of `accepted`, in time independent of
 /// where (or whether) they differ.
-fn matches_any(candidate: &[u8], accepted: &[Vec<u8>]) -> bool {
+pub(crate) fn matches_any(candidate: &[u8], accepted: &[Vec<u8>]) -> bool {
     use subtle::ConstantTimeEq;
     accepted
         .iter()

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::net::SocketAddr;
 
 use anyhow::Result;
