@@ -14,6 +14,8 @@ for component in rustfmt clippy; do
 done
 
 tests/tools/setup.sh   # the emulator and the independent signers the tests use
+.local/venv/bin/cfn-lint deploy/aws/ossbridge.yaml
+.local/venv/bin/hadolint deploy/Dockerfile   # installed by setup.sh (tests/tools/requirements.txt)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests start the service binaries as child processes, so

@@ -327,6 +327,14 @@ mod tests {
     }
 
     #[test]
+    fn the_compose_configuration_is_valid() {
+        let config = load(include_str!("../../deploy/compose/transfer.toml")).expect("valid");
+        // deploy/compose/init.sh creates this parameter.
+        assert_eq!(config.source.credentials_parameter, "/ossbridge/oss-keys");
+        assert!(config.require_queue_url("by the worker").is_ok());
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let err = load(&EXAMPLE.replace("wait_time_secs = 20", "wait_time_secs = 21"))
             .expect_err("range");

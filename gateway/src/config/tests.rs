@@ -21,6 +21,16 @@ fn the_example_configuration_is_valid() {
 }
 
 #[test]
+fn the_compose_configuration_is_valid() {
+    let config = load(include_str!("../../../deploy/compose/gateway.toml")).expect("valid");
+    assert_eq!(
+        config.sources.keys().collect::<Vec<_>>(),
+        ["local"],
+        "deploy/README.md posts to /v1/ingest/local"
+    );
+}
+
+#[test]
 fn a_source_without_a_verifier_or_with_an_unknown_one_fails() {
     let err = load(SOURCE).expect_err("no verifier");
     assert!(
