@@ -11,6 +11,7 @@ use crate::config::require_http_url;
 /// bucket) go. Credentials always come from the default chain (environment,
 /// profile, ECS task role, instance profile).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// Region; the default chain's region (AWS_REGION, profile) when unset.

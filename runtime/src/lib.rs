@@ -5,6 +5,8 @@
 pub mod aws;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "schemars")]
+pub mod config_docs;
 pub mod error;
 pub mod logging;
 pub mod metrics;

@@ -6,6 +6,7 @@ use tracing_subscriber::EnvFilter;
 use crate::ConfigError;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -15,6 +16,7 @@ pub enum LogFormat {
 
 /// `[log]` in either binary's configuration.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `json` (default) or `text`.

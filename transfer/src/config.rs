@@ -12,6 +12,7 @@ use ossbridge_runtime::logging::LogConfig;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -37,6 +38,7 @@ pub struct Config {
 
 /// `[source]`: the OSS bucket, read through OSS's S3-compatible API.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// The source bucket. Messages naming another bucket are refused.
@@ -60,6 +62,7 @@ pub struct SourceConfig {
 
 /// `[destination]`: the Amazon S3 bucket.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     pub bucket: String,
@@ -86,6 +89,7 @@ pub struct DestinationConfig {
 
 /// `[copy]`: how objects are copied.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct CopyConfig {
     /// Objects larger than this are copied in parts (5–5120 MiB).
@@ -124,6 +128,7 @@ impl Default for CopyConfig {
 
 /// `[metrics]`: the admin listener and CloudWatch EMF lines.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Address of `/metrics` (Prometheus) and `/healthz`; unset disables.
@@ -145,6 +150,7 @@ impl Default for MetricsConfig {
 
 /// `[worker]`: how the queue is drained.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
     /// Objects copied at the same time.
@@ -305,6 +311,9 @@ fn non_empty(key: &str, value: &str) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod docs_tests;
 
 #[cfg(test)]
 mod tests {

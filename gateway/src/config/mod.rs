@@ -19,6 +19,7 @@ pub use replay::{AdminConfig, ArchiveConfig};
 pub use source::{BodyFormat, FilterConfig, HmacAlgorithm, Secrets, SourceConfig, VerifierConfig};
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address of the public listener (webhooks, `/healthz`, `/readyz`).
@@ -57,6 +58,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain, leaf first. Re-read on SIGHUP.
@@ -66,6 +68,7 @@ pub struct TlsConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body; larger ones get 413 before more is read.
@@ -98,6 +101,7 @@ impl Default for Limits {
 
 /// Token buckets (governor); 0 disables a limit.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
     /// Requests per second across all clients.
@@ -109,6 +113,7 @@ pub struct RateLimitConfig {
     /// Proxies (CIDRs) whose `X-Forwarded-For` is believed, e.g. the ALB's
     /// subnets. From anyone else the header is ignored and the peer
     /// address is the client.
+    #[cfg_attr(test, schemars(with = "Vec<String>"))]
     pub trusted_proxies: Vec<IpNet>,
 }
 
@@ -125,6 +130,7 @@ impl Default for RateLimitConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct SqsConfig {
     /// Deadline for getting one request's messages into SQS, retries
@@ -163,6 +169,7 @@ impl Default for SqsConfig {
 /// Recently enqueued idempotency keys, so retried or duplicated deliveries
 /// (MNS, EventBridge) do not multiply queue traffic.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct DedupConfig {
     /// Keys remembered at most (0 disables deduplication).
@@ -182,6 +189,7 @@ impl Default for DedupConfig {
 
 /// Settings of the MNS verifier shared by every `mns` source.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct MnsConfig {
     /// Certificate URL prefixes accepted in `x-mns-signing-cert-url`:

@@ -7,6 +7,7 @@ use super::Secrets;
 
 /// `POST /admin/replay/{source}` on the admin listener.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Bearer tokens accepted by the replay endpoint (a secret-valued
@@ -34,6 +35,7 @@ impl Default for AdminConfig {
 /// The event archive: every accepted body, gzip NDJSON on S3, one object
 /// per window per gateway instance.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveConfig {
     pub bucket: String,

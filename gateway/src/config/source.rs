@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// The SQS queue this source's events go to (`.fifo` queues get a
@@ -31,6 +32,7 @@ pub struct SourceConfig {
 /// Which events are forwarded; an event failing a filter is accepted and
 /// counted, not enqueued. Empty lists allow everything.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct FilterConfig {
     /// Source bucket names allowed.
@@ -44,6 +46,7 @@ pub struct FilterConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BodyFormat {
     /// `{"events":[...]}`, as Function Compute triggers receive it.
@@ -57,6 +60,7 @@ pub enum BodyFormat {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum HmacAlgorithm {
     Sha1,
@@ -67,6 +71,7 @@ pub enum HmacAlgorithm {
 /// How a source's requests are authenticated. There is no "none": a source
 /// without a verifier does not load.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum VerifierConfig {
     /// Standard Webhooks: HMAC-SHA256 over `id.timestamp.body`.
@@ -130,13 +135,15 @@ pub enum VerifierConfig {
 /// parameter holds one secret per line (a JSON array of strings also
 /// works).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum Secrets {
-    Inline(Vec<SecretString>),
+    Inline(#[cfg_attr(test, schemars(with = "Vec<String>"))] Vec<SecretString>),
     From(SecretRef),
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     pub file: Option<PathBuf>,

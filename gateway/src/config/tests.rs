@@ -158,3 +158,78 @@ fn admin_and_archive_settings_are_checked_naming_the_key() {
         assert!(err.to_string().contains(key), "{extra}: {err}");
     }
 }
+
+const DOCS: &str = include_str!("../../../docs/configuration.md");
+
+#[test]
+fn docs_configuration_lists_exactly_the_gateway_keys() {
+    // The walker must see through nesting, maps, tagged enums and secrets.
+    let report = ossbridge_runtime::config_docs::check_docs::<Config>(
+        DOCS,
+        "ossbridge-gateway",
+        &[
+            "log.level",
+            "limits.max_body_bytes",
+            "admin.replay_tokens",
+            "sources.ID.filter.buckets",
+            "sources.ID.verifier.type",
+            "sources.ID.verifier.url_token [type = mns]",
+        ],
+    );
+    assert!(report.is_empty(), "docs/configuration.md:\n{report}");
+}
+
+/// docs/configuration.md's rule, one example per nesting depth: `OSSBRIDGE_`,
+/// then the key's path in upper case with `__` between levels; names are
+/// lower-cased, so a source id given in a variable is lower-case.
+// figment::Jail's closure must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
+#[test]
+fn environment_variables_follow_the_documented_rule() {
+    use secrecy::ExposeSecret;
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("gateway.toml", &format!("{SOURCE}{VERIFIER}"))?;
+        jail.set_env("OSSBRIDGE_LISTEN", "127.0.0.1:18080");
+        jail.set_env("OSSBRIDGE_ADMIN_LISTEN", "127.0.0.1:19090");
+        jail.set_env("OSSBRIDGE_LIMITS__MAX_BODY_BYTES", "2048");
+        jail.set_env("OSSBRIDGE_ADMIN__REPLAY_TOKENS", "{env=REPLAY_TOKENS}");
+        jail.set_env("OSSBRIDGE_SOURCES__S__QUEUE_URL", "http://127.0.0.1:2/q");
+        let media = "OSSBRIDGE_SOURCES__MEDIA_PROD__";
+        jail.set_env(format!("{media}QUEUE_URL"), "http://127.0.0.1:3/q");
+        jail.set_env(format!("{media}VERIFIER__TYPE"), "standard_webhooks");
+        jail.set_env(format!("{media}VERIFIER__SECRETS"), "[whsec_a, whsec_b]");
+        jail.set_env(format!("{media}FILTER__BUCKETS"), "[media-a, media-b]");
+        let config: Config =
+            ossbridge_runtime::load_config(Some(std::path::Path::new("gateway.toml")))
+                .map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        assert_eq!(config.listen.port(), 18080);
+        assert_eq!(config.admin_listen.port(), 19090);
+        assert_eq!(config.limits.max_body_bytes, 2048);
+        let Some(Secrets::From(tokens)) = &config.admin.replay_tokens else {
+            panic!("{:?}", config.admin.replay_tokens);
+        };
+        assert_eq!(tokens.env.as_deref(), Some("REPLAY_TOKENS"));
+        // A variable overrides one key of a file's source, keeping the rest.
+        let s = &config.sources["s"];
+        assert_eq!(s.queue_url, "http://127.0.0.1:2/q");
+        assert!(matches!(
+            s.verifier,
+            VerifierConfig::StandardWebhooks { .. }
+        ));
+        // ...and can add a source; its id is lower-cased.
+        let media = &config.sources["media_prod"];
+        assert_eq!(media.queue_url, "http://127.0.0.1:3/q");
+        assert_eq!(media.filter.buckets, ["media-a", "media-b"]);
+        let VerifierConfig::StandardWebhooks {
+            secrets: Secrets::Inline(secrets),
+            ..
+        } = &media.verifier
+        else {
+            panic!("{:?}", media.verifier);
+        };
+        let secrets: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(secrets, ["whsec_a", "whsec_b"]);
+        Ok(())
+    });
+}
