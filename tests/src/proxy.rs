@@ -1,8 +1,9 @@
 //! A fault-injecting HTTP proxy in front of the emulator: counts calls by
 //! operation (`X-Amz-Target`, e.g. `AmazonSQS.SendMessageBatch`), and on
-//! request adds latency, answers 503, or makes SQS report chosen entries of
-//! a SendMessageBatch as failed (they are removed from the forwarded
-//! request, so SQS really does not get them).
+//! request adds latency, answers 503, drops connections without an answer,
+//! or makes SQS report chosen entries of a SendMessageBatch as failed (they
+//! are removed from the forwarded request, so SQS really does not get
+//! them).
 //!
 //! Bodies are buffered: it is meant for API traffic, not object data.
 
@@ -32,6 +33,10 @@ struct Faults {
     latency: Duration,
     /// Upcoming requests to answer with 503 without forwarding.
     unavailable: u64,
+    /// Upcoming requests whose connection is dropped without an answer.
+    dropped: u64,
+    /// 503s and dropped connections so far.
+    injected: u64,
 }
 
 #[derive(Debug)]
@@ -97,11 +102,31 @@ impl FaultProxy {
             f.unavailable = count;
         }
     }
+
+    /// 503s answered and connections dropped so far.
+    pub fn injected(&self) -> u64 {
+        self.state.faults.lock().map(|f| f.injected).unwrap_or(0)
+    }
+
+    /// Drops the connection of each of the next `count` requests without
+    /// answering (nor forwarding) them.
+    pub fn drop_next_requests(&self, count: u64) {
+        if let Ok(mut f) = self.state.faults.lock() {
+            f.dropped = count;
+        }
+    }
 }
 
+/// The error a handler returns to have the connection dropped.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by the fault proxy")]
+pub(crate) struct Dropped;
+
 /// Serves HTTP/1.1 on `listener`, each request handled by
-/// `handle(state, request)`, until the returned task is aborted.
-pub(crate) fn spawn_http1<S, F, Fut, B>(
+/// `handle(state, request)`, until the returned task is aborted. A handler
+/// that returns an error makes hyper drop the connection without an
+/// answer: the client sees a reset mid-request.
+pub(crate) fn spawn_http1<S, F, Fut, B, E>(
     listener: TcpListener,
     state: Arc<S>,
     handle: F,
@@ -109,7 +134,8 @@ pub(crate) fn spawn_http1<S, F, Fut, B>(
 where
     S: Send + Sync + 'static,
     F: Fn(Arc<S>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Response<B>, hyper::Error>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<B>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -141,7 +167,18 @@ fn response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
 async fn handle(
     state: Arc<State>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, hyper::Error> {
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let drop_it = state.faults.lock().is_ok_and(|mut f| {
+        let hit = f.dropped > 0;
+        if hit {
+            f.dropped -= 1;
+            f.injected += 1;
+        }
+        hit
+    });
+    if drop_it {
+        return Err(Dropped);
+    }
     match forward(state, request).await {
         Ok(r) => Ok(r),
         Err(e) => Ok(response(
@@ -171,6 +208,7 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         let unavailable = f.unavailable > 0;
         if unavailable {
             f.unavailable -= 1;
+            f.injected += 1;
         }
         let fail = if target == "AmazonSQS.SendMessageBatch" && !unavailable {
             f.fail_entries.pop_front()

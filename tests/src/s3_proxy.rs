@@ -10,8 +10,10 @@
 //!   as initiated on 2010-11-10, so the proxy notes when each upload it
 //!   created was really initiated and reports that;
 //! - injects faults: a flipped byte in an object's GET bodies (same
-//!   length, so only checksums can tell), a delay before answering GETs,
-//!   and 403 AccessDenied for revoked access keys (rotated credentials).
+//!   length, so only checksums can tell), a delay before answering GETs or
+//!   every request, 403 AccessDenied for revoked access keys (rotated
+//!   credentials), bursts of 503 SlowDown, connections dropped without an
+//!   answer, and GET bodies cut short (the connection closes mid-body).
 //!
 //! Bodies stream through; nothing is buffered.
 
@@ -40,7 +42,34 @@ struct Faults {
     /// Paths (`/bucket/key`) whose GET bodies get one byte flipped.
     corrupt: HashSet<String>,
     get_delay: Duration,
+    /// Before every request.
+    latency: Duration,
     revoked_keys: HashSet<String>,
+    /// Upcoming requests answered 503 SlowDown without forwarding.
+    slow_down: u64,
+    /// Upcoming requests whose connection is dropped without an answer.
+    dropped: u64,
+    /// Upcoming successful GetObject answers cut after the first chunk.
+    truncated: u64,
+    /// Faults injected so far, by kind.
+    injected: HashMap<&'static str, u64>,
+}
+
+impl Faults {
+    /// Takes one from a countdown; counts it as injected if it was armed.
+    fn take(&mut self, kind: &'static str) -> bool {
+        let armed = match kind {
+            "slow_down" => &mut self.slow_down,
+            "dropped" => &mut self.dropped,
+            _ => &mut self.truncated,
+        };
+        if *armed == 0 {
+            return false;
+        }
+        *armed -= 1;
+        *self.injected.entry(kind).or_insert(0) += 1;
+        true
+    }
 }
 
 #[derive(Debug)]
@@ -128,6 +157,42 @@ impl S3Proxy {
             f.revoked_keys.insert(key);
         });
     }
+
+    /// Lets `access_key_id` through again.
+    pub fn restore(&self, access_key_id: &str) {
+        self.faults(|f| {
+            f.revoked_keys.remove(access_key_id);
+        });
+    }
+
+    /// Waits `latency` before handling every request.
+    pub fn set_latency(&self, latency: Duration) {
+        self.faults(|f| f.latency = latency);
+    }
+
+    /// Answers the next `count` requests with 503 SlowDown.
+    pub fn slow_down_next(&self, count: u64) {
+        self.faults(|f| f.slow_down = count);
+    }
+
+    /// Drops the connection of each of the next `count` requests.
+    pub fn drop_next(&self, count: u64) {
+        self.faults(|f| f.dropped = count);
+    }
+
+    /// Cuts the next `count` successful GetObject bodies short.
+    pub fn truncate_next_gets(&self, count: u64) {
+        self.faults(|f| f.truncated = count);
+    }
+
+    /// Faults of `kind` (`slow_down`, `dropped`, `truncated`) injected.
+    pub fn injected(&self, kind: &str) -> u64 {
+        self.state
+            .faults
+            .lock()
+            .map(|f| f.injected.get(kind).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
 }
 
 impl Drop for S3Proxy {
@@ -184,7 +249,24 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 async fn handle(
     state: Arc<State>,
     request: Request<Incoming>,
-) -> Result<Response<Body>, hyper::Error> {
+) -> Result<Response<Body>, crate::proxy::Dropped> {
+    let (latency, dropped, slow_down) = match state.faults.lock() {
+        Ok(mut f) => (f.latency, f.take("dropped"), f.take("slow_down")),
+        Err(_) => (Duration::ZERO, false, false),
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if dropped {
+        return Err(crate::proxy::Dropped);
+    }
+    if slow_down {
+        let mut r = Response::new(full(
+            "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+        ));
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(r);
+    }
     match forward(state, request).await {
         Ok(r) => Ok(r),
         Err(e) => {
@@ -264,6 +346,18 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         let xml = String::from_utf8_lossy(&body.collect().await?.to_bytes()).into_owned();
         parts.headers.remove(hyper::header::CONTENT_LENGTH);
         full(mend(&state, op, xml))
+    } else if op == "GetObject"
+        && parts.status.is_success()
+        && state.faults.lock().is_ok_and(|mut f| f.take("truncated"))
+    {
+        // Half the first chunk, then the end while Content-Length promised
+        // more: hyper closes the connection and the client gets a short body.
+        use futures::{StreamExt, TryStreamExt};
+        let first = body
+            .into_data_stream()
+            .take(1)
+            .map_ok(|data| Frame::data(data.slice(..data.len() / 2)));
+        BodyExt::boxed(http_body_util::StreamBody::new(first))
     } else if op == "GetObject" && corrupt {
         let mut flipped = false;
         body.map_frame(move |frame| {

@@ -1,6 +1,7 @@
-//! SIGKILL in the middle of a multipart copy: the next worker finds the
+//! SIGKILL in the middle of copies: the next worker (or sync) finds the
 //! upload, verifies the parts that were finished, uploads only the rest,
-//! and the result is byte-identical.
+//! and the result is byte-identical; a sync killed again and again still
+//! ends with the destination equal to the source and no upload left open.
 
 mod common;
 
@@ -88,5 +89,127 @@ async fn a_killed_worker_s_upload_is_resumed_with_its_finished_parts() -> Result
         "{done}"
     );
     assert_eq!(rig.open_uploads().await?, 0);
+    Ok(())
+}
+
+/// A few hundred objects of mixed sizes: most small (0 B to 64 KiB), some
+/// above the multipart threshold (four 5 MiB parts).
+fn mixed_objects() -> Vec<(String, Vec<u8>)> {
+    let mut objects: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            (
+                format!("mixed/big-{i}.bin"),
+                fixtures::bytes(16 * MIB + 1000 * i, 500 + i as u64),
+            )
+        })
+        .collect();
+    objects.extend((0..294).map(|i| {
+        let len = (i * 4099) % (64 * 1024);
+        (
+            format!("mixed/small-{i:03}"),
+            fixtures::bytes(len, i as u64 + 1),
+        )
+    }));
+    objects
+}
+
+/// Starts `ossbridge-transfer sync` on `config` (a file).
+fn start_sync(config: &std::path::Path) -> Result<tokio::process::Child> {
+    Ok(
+        ossbridge_testkit::services::loopback_command(env!("CARGO_BIN_EXE_ossbridge-transfer"))
+            .args(["sync", "--progress", "log", "--config"])
+            .arg(config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_again_and_again_ends_equal_to_the_source_with_no_open_uploads() -> Result<()>
+{
+    const KILLS: usize = 4;
+    let rig = Rig::start_split().await?;
+    let objects = mixed_objects();
+    let entries = objects
+        .iter()
+        .map(|(k, b)| (k.clone(), b.clone(), None))
+        .collect();
+    rig.put_many(&rig.source_bucket, entries, 8).await?;
+    let mut config = tempfile::Builder::new().suffix(".toml").tempfile()?;
+    std::io::Write::write_all(
+        &mut config,
+        rig.config_toml(
+            "[copy]\nmultipart_threshold_mib = 5\npart_size_mib = 5\npart_concurrency = 2\n\
+             [worker]\nconcurrency = 8\nshutdown_grace_secs = 5\n",
+        )
+        .as_bytes(),
+    )?;
+
+    // Slowed down so each run is killed mid-work. The first kill waits for
+    // parts to be uploaded (so an upload is left open); the others for a
+    // few more objects to be written than before the run started.
+    rig.source.delay_gets(Duration::from_millis(150));
+    let mut left_open = 0;
+    for kill in 0..KILLS {
+        let (parts, puts) = (
+            rig.destination.calls("UploadPart"),
+            rig.destination.calls("PutObject"),
+        );
+        let mut sync = start_sync(config.path())?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let progressed = if kill == 0 {
+                rig.destination.calls("UploadPart") >= parts + 3
+            } else {
+                rig.destination.calls("PutObject") >= puts + 25
+                    || rig.destination.calls("UploadPart") >= parts + 6
+            };
+            if progressed {
+                break;
+            }
+            if let Some(status) = sync.try_wait()? {
+                bail!("sync run {kill} ended ({status}) before it could be killed");
+            }
+            if Instant::now() > deadline {
+                bail!("sync run {kill} made no progress");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sync.start_kill()?; // SIGKILL: no shutdown code runs
+        sync.wait().await?;
+        if kill == 0 {
+            left_open = rig.open_uploads().await?;
+        }
+    }
+    ensure!(left_open > 0, "the first kill left no upload to resume");
+
+    rig.source.delay_gets(Duration::ZERO);
+    let mut last = start_sync(config.path())?;
+    let status = tokio::time::timeout(Duration::from_secs(300), last.wait())
+        .await
+        .context("the last sync did not finish")??;
+    ensure!(status.success(), "the last sync exited {status}");
+
+    // Object by object: every source key, byte-identical, nothing else.
+    for (key, bytes) in &objects {
+        let copied = rig.destination_object(key).await?;
+        ensure!(
+            copied.as_deref() == Some(bytes.as_slice()),
+            "{key} differs from the source after {KILLS} kills"
+        );
+    }
+    let listed = rig
+        .destination_aws
+        .s3
+        .list_objects_v2()
+        .bucket(&rig.destination_bucket)
+        .max_keys(1000)
+        .send()
+        .await?;
+    assert_eq!(listed.key_count(), Some(objects.len() as i32));
+    assert_eq!(rig.open_uploads().await?, 0, "orphaned multipart uploads");
     Ok(())
 }

@@ -62,11 +62,22 @@ impl Rig {
         Rig::start_with(true).await
     }
 
+    /// A rig whose queue allows `max_receives` receives before the
+    /// dead-letter queue, as a production queue would, for tests where
+    /// injected faults may cost a message a receive or two.
+    pub async fn start_with_max_receives(max_receives: u32) -> Result<Rig> {
+        Rig::build(false, max_receives).await
+    }
+
     async fn start_with(split: bool) -> Result<Rig> {
+        Rig::build(split, MAX_RECEIVES).await
+    }
+
+    async fn build(split: bool, max_receives: u32) -> Result<Rig> {
         ossbridge_runtime::logging::init_for_tests();
         let emulator = tokio::task::spawn_blocking(Emulator::start).await??;
         let aws = LocalAws::connect(&emulator.endpoint()).await;
-        let resources = Resources::create(&aws, Names::unique(), MAX_RECEIVES, 5).await?;
+        let resources = Resources::create(&aws, Names::unique(), max_receives, 5).await?;
         let (destination_emulator, destination_aws) = if split {
             let second = tokio::task::spawn_blocking(Emulator::start).await??;
             let second_aws = LocalAws::connect(&second.endpoint()).await;
@@ -119,6 +130,22 @@ impl Rig {
 
     /// [`Rig::worker`] with extra `[destination]` keys.
     pub async fn worker_with_destination(&self, destination: &str, extra: &str) -> Result<Worker> {
+        self.start_worker(self.aws.sdk.clone(), destination, extra)
+    }
+
+    /// [`Rig::worker`] whose SQS and SSM calls go to `endpoint` (a fault
+    /// proxy in front of the emulator).
+    pub async fn worker_via(&self, endpoint: &str, extra: &str) -> Result<Worker> {
+        let sdk = LocalAws::connect(endpoint).await.sdk;
+        self.start_worker(sdk, "", extra)
+    }
+
+    fn start_worker(
+        &self,
+        sdk: aws_config::SdkConfig,
+        destination: &str,
+        extra: &str,
+    ) -> Result<Worker> {
         let mut text = insert_destination(&self.config_toml(extra), destination);
         if !extra.contains("[worker]") {
             text.push_str("[worker]\nwait_time_secs = 1\nvisibility_timeout_secs = 5\nshutdown_grace_secs = 5\n");
@@ -129,7 +156,7 @@ impl Rig {
         let mut config: Config = parse_toml(&text)?;
         config.metrics.listen = None;
         let shutdown = CancellationToken::new();
-        let (sdk, token) = (self.aws.sdk.clone(), shutdown.clone());
+        let token = shutdown.clone();
         let task = tokio::spawn(async move { run_with(config, &sdk, None, token).await });
         Ok(Worker { shutdown, task })
     }
@@ -228,7 +255,12 @@ impl Rig {
 
     /// Waits until the dead-letter queue holds `n` messages.
     pub async fn dead_letters(&self, n: u64) -> Result<()> {
-        let deadline = Instant::now() + WAIT;
+        self.dead_letters_within(n, WAIT).await
+    }
+
+    /// [`Rig::dead_letters`], waiting up to `timeout`.
+    pub async fn dead_letters_within(&self, n: u64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         loop {
             let (visible, in_flight) = self.aws.queue_depth(&self.dlq_url).await?;
             if visible + in_flight >= n {
@@ -236,7 +268,7 @@ impl Rig {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "dead-letter queue holds {} after {WAIT:?}, expected {n}",
+                    "dead-letter queue holds {} after {timeout:?}, expected {n}",
                     visible + in_flight
                 );
             }

@@ -1,0 +1,228 @@
+//! The fault matrix on the transfer side (docs/reliability.md): slow and
+//! failing S3 and SQS behind fault-injecting proxies, source keys rotated
+//! mid-run, and a destination that refuses writes for a while. Each test
+//! ends by comparing the destination with the source object by object and
+//! accounting for every message: copied, or in the dead-letter queue.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use common::Rig;
+use ossbridge_testkit::{FaultProxy, fixtures};
+
+const MIB: usize = 1024 * 1024;
+
+/// Waits until the queue is empty, for longer than the rig's default:
+/// with latency on every call the copies take a while.
+async fn drained(rig: &Rig, timeout: Duration) -> Result<()> {
+    rig.aws.wait_until_empty(&rig.queue_url, timeout).await
+}
+
+/// Every key's destination bytes equal the source's.
+async fn expect_equal(rig: &Rig, objects: &[(String, Vec<u8>)]) -> Result<()> {
+    for (key, bytes) in objects {
+        let copied = rig.destination_object(key).await?;
+        ensure!(
+            copied.as_deref() == Some(bytes.as_slice()),
+            "{key}: destination differs from the source ({:?} bytes)",
+            copied.map(|c| c.len())
+        );
+    }
+    Ok(())
+}
+
+/// Keys named by the messages on the dead-letter queue (drained).
+async fn dead_lettered(rig: &Rig) -> Result<BTreeSet<String>> {
+    rig.aws
+        .drain(&rig.dlq_url)
+        .await?
+        .iter()
+        .map(|body| {
+            let v: serde_json::Value = serde_json::from_str(body)?;
+            v["key"]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("no key in {body}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_failing_s3_and_sqs_are_retried_until_every_copy_converges() -> Result<()> {
+    // Five receives before the dead-letter queue, as in production: a
+    // dropped ReceiveMessage answer really costs a message a receive.
+    let rig = Rig::start_with_max_receives(5).await?;
+    let sqs = FaultProxy::start(&rig.emulator.endpoint()).await?;
+    let mut objects: Vec<(String, Vec<u8>)> = (0..24)
+        .map(|i| {
+            let len = (i * 7919) % (200 * 1024);
+            (
+                format!("faults/small-{i:02}"),
+                fixtures::bytes(len, i as u64 + 1),
+            )
+        })
+        .collect();
+    for i in 0..2 {
+        objects.push((
+            format!("faults/large-{i}"),
+            fixtures::bytes(11 * MIB, 100 + i),
+        ));
+    }
+    for (key, bytes) in &objects {
+        rig.put_source(key, bytes.clone()).await?;
+    }
+    // The first message goes before the faults: the worker reads the OSS
+    // keys from SSM once at start and exits if it cannot (fail fast, the
+    // orchestrator restarts it), which is not what this test is about.
+    rig.send(rig.message("copy", &objects[0].0)).await?;
+
+    // Once the worker runs: latency on every call, and bursts of each
+    // fault every 300 ms for 15 s: 503 SlowDown and dropped connections
+    // at both S3 ends, GET bodies cut short at the source, 503s and
+    // dropped connections at SQS.
+    for s3 in [&rig.source, &rig.destination] {
+        s3.set_latency(Duration::from_millis(30));
+    }
+    sqs.set_latency(Duration::from_millis(50));
+    let worker = rig
+        .worker_via(
+            &sqs.endpoint(),
+            "[copy]\nmultipart_threshold_mib = 5\npart_size_mib = 5\npart_concurrency = 2\n\
+             [worker]\nwait_time_secs = 1\nvisibility_timeout_secs = 10\nshutdown_grace_secs = 5\n",
+        )
+        .await?;
+    rig.wait_for_destination(&objects[0].0).await?;
+    for (key, _) in &objects[1..] {
+        rig.send(rig.message("copy", key)).await?;
+    }
+    let storm = async {
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until {
+            rig.source.slow_down_next(2);
+            rig.source.drop_next(1);
+            rig.source.truncate_next_gets(1);
+            rig.destination.slow_down_next(2);
+            rig.destination.drop_next(1);
+            sqs.fail_next_requests(1);
+            sqs.drop_next_requests(1);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    let (finished, ()) = tokio::join!(drained(&rig, Duration::from_secs(240)), storm);
+    finished?;
+
+    expect_equal(&rig, &objects).await?;
+    assert_eq!(
+        rig.aws.queue_depth(&rig.dlq_url).await?,
+        (0, 0),
+        "transient faults must not dead-letter anything"
+    );
+    // The faults really happened.
+    for (side, s3) in [("source", &rig.source), ("destination", &rig.destination)] {
+        for kind in ["slow_down", "dropped"] {
+            ensure!(s3.injected(kind) > 0, "no {kind} injected at the {side}");
+        }
+    }
+    ensure!(
+        rig.source.injected("truncated") > 0,
+        "no GET body cut short"
+    );
+    ensure!(sqs.injected() > 0, "no SQS fault injected");
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_keys_and_a_denied_destination_lose_no_message() -> Result<()> {
+    let rig = Rig::start().await?;
+    let mut worker = rig
+        .process(
+            "[worker]\nwait_time_secs = 1\nvisibility_timeout_secs = 5\nshutdown_grace_secs = 5\n",
+        )
+        .await?;
+    let batch = |name: &str| -> Vec<(String, Vec<u8>)> {
+        (0..4)
+            .map(|i| {
+                let key = format!("{name}/{i}");
+                let bytes = fixtures::bytes(1000 + i * 10, key.len() as u64 * 31 + i as u64);
+                (key, bytes)
+            })
+            .collect()
+    };
+    let send = |objects: Vec<(String, Vec<u8>)>| {
+        let rig = &rig;
+        async move {
+            for (key, bytes) in &objects {
+                rig.put_source(key, bytes.clone()).await?;
+                rig.send(rig.message("copy", key)).await?;
+            }
+            anyhow::Ok(objects)
+        }
+    };
+
+    // 1. Normal operation.
+    let before = send(batch("before")).await?;
+    rig.aws
+        .wait_until_empty(&rig.queue_url, common::WAIT)
+        .await?;
+    // 2. The OSS keys are rotated: SSM holds the new pair and the source
+    //    refuses the old one. The worker is refused once per cached
+    //    credential, re-reads SSM and carries on.
+    rig.aws
+        .put_oss_keys(&rig.parameter, "rotated-key", "rotated-secret")
+        .await?;
+    rig.source.revoke("testing");
+    let rotated = send(batch("rotated")).await?;
+    rig.aws
+        .wait_until_empty(&rig.queue_url, common::WAIT)
+        .await?;
+    // 3. The destination bucket refuses the worker (a broken bucket
+    //    policy): every copy fails, visibly, and after the queue's
+    //    receives its message moves to the dead-letter queue.
+    rig.destination.revoke("testing");
+    let denied = send(batch("denied")).await?;
+    rig.dead_letters_within(denied.len() as u64, Duration::from_secs(90))
+        .await?;
+    rig.aws
+        .wait_until_empty(&rig.queue_url, common::WAIT)
+        .await?;
+    // 4. Access restored: copies succeed again.
+    rig.destination.restore("testing");
+    let after = send(batch("after")).await?;
+    rig.aws
+        .wait_until_empty(&rig.queue_url, common::WAIT)
+        .await?;
+
+    for copied in [&before, &rotated, &after] {
+        expect_equal(&rig, copied).await?;
+    }
+    for (key, _) in &denied {
+        ensure!(
+            rig.destination_object(key).await?.is_none(),
+            "{key} was written while the destination denied access"
+        );
+    }
+    // Every message is accounted for: the denied ones are in the
+    // dead-letter queue, nothing else is.
+    let expected: BTreeSet<String> = denied.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(dead_lettered(&rig).await?, expected);
+
+    // The failures were visible: logged per key with the reason.
+    let failures = worker.events("job_failed");
+    for key in &expected {
+        let logged = failures.iter().find(|e| e["key"] == key.as_str());
+        let logged = logged.with_context(|| format!("no job_failed for {key}"))?;
+        ensure!(logged["reason"] == "access_denied", "{logged}");
+    }
+    ensure!(
+        !failures
+            .iter()
+            .any(|e| e["key"].as_str().is_some_and(|k| !k.starts_with("denied/"))),
+        "only the denied copies failed"
+    );
+    worker.terminate()?;
+    worker.wait(Duration::from_secs(20)).await?;
+    Ok(())
+}
