@@ -2,7 +2,8 @@
 # Installs what the tests sign requests with, independently of ossbridge's
 # own code: the Python `standardwebhooks` and `cryptography` packages (into
 # the project virtualenv, next to the emulator) and the npm
-# `@octokit/webhooks-methods` package. Idempotent.
+# `@octokit/webhooks-methods` package; and the TLS scanner `sslscan`
+# (Debian). Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 "$root/deploy/local/setup-emulator.sh"
@@ -19,4 +20,13 @@ if [ ! -d "$node_dir/node_modules/@octokit/webhooks-methods" ]; then
   command -v npm >/dev/null || { echo "tests/tools/setup.sh: npm is required" >&2; exit 1; }
   echo "installing npm test signers" >&2
   (cd "$node_dir" && npm ci --no-audit --no-fund --silent)
+fi
+# sslscan, for gateway/tests/tls_scan.rs (Debian package). Only a warning
+# when it cannot be installed (not root): that test then fails on its own.
+if ! command -v sslscan >/dev/null; then
+  echo "installing sslscan" >&2
+  apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo -n apt-get "$@"; fi; }
+  apt_get install -y --no-install-recommends sslscan >/dev/null \
+    || { apt_get update >/dev/null && apt_get install -y --no-install-recommends sslscan >/dev/null; } \
+    || echo "tests/tools/setup.sh: could not install sslscan; tls_scan tests will fail" >&2
 fi
