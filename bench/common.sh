@@ -14,3 +14,14 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+# Starts a ministack on a free loopback port for `name` (its log goes to
+# $work/ministack-NAME.log); sets $endpoint and $emulator_pid.
+start_emulator() {
+  local port
+  port=$(free_port)
+  BIND_HOST=127.0.0.1 GATEWAY_PORT=$port "$venv/bin/ministack" >"$work/ministack-$1.log" 2>&1 &
+  emulator_pid=$!
+  pids+=("$emulator_pid")
+  endpoint="http://127.0.0.1:$port"
+  for _ in $(seq 100); do curl -sf "$endpoint/_localstack/health" >/dev/null && break; sleep 0.2; done
+}

@@ -27,14 +27,6 @@ HEAD_CONCURRENCY=${HEAD_CONCURRENCY:-32}
 packages=(-p ossbridge-transfer)
 . bench/common.sh
 
-start_emulator() { # name -> sets $endpoint
-  local port
-  port=$(free_port)
-  BIND_HOST=127.0.0.1 GATEWAY_PORT=$port "$venv/bin/ministack" >"$work/ministack-$1.log" 2>&1 &
-  pids+=("$!")
-  endpoint="http://127.0.0.1:$port"
-  for _ in $(seq 100); do curl -sf "$endpoint/_localstack/health" >/dev/null && break; sleep 0.2; done
-}
 start_emulator source
 src=$endpoint
 start_emulator destination

@@ -33,15 +33,6 @@ command -v rclone >/dev/null || { echo "bench/transfer.sh needs rclone (apt-get 
 packages=(-p ossbridge-transfer)
 . bench/common.sh
 
-start_emulator() { # name -> sets $endpoint and $emulator_pid
-  local port
-  port=$(free_port)
-  BIND_HOST=127.0.0.1 GATEWAY_PORT=$port "$venv/bin/ministack" >"$work/ministack-$1.log" 2>&1 &
-  emulator_pid=$!
-  pids+=("$emulator_pid")
-  endpoint="http://127.0.0.1:$port"
-  for _ in $(seq 100); do curl -sf "$endpoint/_localstack/health" >/dev/null && break; sleep 0.2; done
-}
 start_emulator source
 src=$endpoint src_pid=$emulator_pid
 start_emulator destination

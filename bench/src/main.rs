@@ -3,6 +3,7 @@
 
 mod load;
 mod objects;
+mod soak;
 
 use std::path::PathBuf;
 
@@ -113,6 +114,23 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Steady load for the soak: a new version of a pooled object on the
+    /// source, then its signed event to the gateway, `rate` times a second.
+    Soak {
+        #[command(flatten)]
+        args: soak::SoakArgs,
+    },
+    /// Compares two buckets object by object (size and MD5 ETag).
+    Compare {
+        #[arg(long)]
+        source_endpoint: String,
+        #[arg(long)]
+        source_bucket: String,
+        #[arg(long)]
+        destination_endpoint: String,
+        #[arg(long)]
+        destination_bucket: String,
+    },
     /// The Data Transfer Hub tutorial's sender: one SQS SendMessage of
     /// {"key","size"} per event, straight to the queue.
     Dth {
@@ -205,6 +223,20 @@ async fn main() -> Result<()> {
             load,
         } => {
             let report = load::sqs_batch(&endpoint, &queue_url, &load).await?;
+            println!("{report}");
+        }
+        Command::Soak { args } => println!("{}", soak::run(&args).await?),
+        Command::Compare {
+            source_endpoint,
+            source_bucket,
+            destination_endpoint,
+            destination_bucket,
+        } => {
+            let report = soak::compare(
+                (&source_endpoint, &source_bucket),
+                (&destination_endpoint, &destination_bucket),
+            )
+            .await?;
             println!("{report}");
         }
         Command::Dth {
