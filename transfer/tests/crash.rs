@@ -194,13 +194,7 @@ async fn a_sync_killed_again_and_again_ends_equal_to_the_source_with_no_open_upl
     ensure!(status.success(), "the last sync exited {status}");
 
     // Object by object: every source key, byte-identical, nothing else.
-    for (key, bytes) in &objects {
-        let copied = rig.destination_object(key).await?;
-        ensure!(
-            copied.as_deref() == Some(bytes.as_slice()),
-            "{key} differs from the source after {KILLS} kills"
-        );
-    }
+    rig.expect_equal(&objects).await?;
     let listed = rig
         .destination_aws
         .s3

@@ -15,25 +15,6 @@ use ossbridge_testkit::{FaultProxy, fixtures};
 
 const MIB: usize = 1024 * 1024;
 
-/// Waits until the queue is empty, for longer than the rig's default:
-/// with latency on every call the copies take a while.
-async fn drained(rig: &Rig, timeout: Duration) -> Result<()> {
-    rig.aws.wait_until_empty(&rig.queue_url, timeout).await
-}
-
-/// Every key's destination bytes equal the source's.
-async fn expect_equal(rig: &Rig, objects: &[(String, Vec<u8>)]) -> Result<()> {
-    for (key, bytes) in objects {
-        let copied = rig.destination_object(key).await?;
-        ensure!(
-            copied.as_deref() == Some(bytes.as_slice()),
-            "{key}: destination differs from the source ({:?} bytes)",
-            copied.map(|c| c.len())
-        );
-    }
-    Ok(())
-}
-
 /// Keys named by the messages on the dead-letter queue (drained).
 async fn dead_lettered(rig: &Rig) -> Result<BTreeSet<String>> {
     rig.aws
@@ -111,10 +92,14 @@ async fn slow_and_failing_s3_and_sqs_are_retried_until_every_copy_converges() ->
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     };
-    let (finished, ()) = tokio::join!(drained(&rig, Duration::from_secs(240)), storm);
+    // Longer than the rig's default wait: every call has latency.
+    let drained = rig
+        .aws
+        .wait_until_empty(&rig.queue_url, Duration::from_secs(240));
+    let (finished, ()) = tokio::join!(drained, storm);
     finished?;
 
-    expect_equal(&rig, &objects).await?;
+    rig.expect_equal(&objects).await?;
     assert_eq!(
         rig.aws.queue_depth(&rig.dlq_url).await?,
         (0, 0),
@@ -164,9 +149,7 @@ async fn rotated_keys_and_a_denied_destination_lose_no_message() -> Result<()> {
 
     // 1. Normal operation.
     let before = send(batch("before")).await?;
-    rig.aws
-        .wait_until_empty(&rig.queue_url, common::WAIT)
-        .await?;
+    rig.drained().await?;
     // 2. The OSS keys are rotated: SSM holds the new pair and the source
     //    refuses the old one. The worker is refused once per cached
     //    credential, re-reads SSM and carries on.
@@ -175,9 +158,7 @@ async fn rotated_keys_and_a_denied_destination_lose_no_message() -> Result<()> {
         .await?;
     rig.source.revoke("testing");
     let rotated = send(batch("rotated")).await?;
-    rig.aws
-        .wait_until_empty(&rig.queue_url, common::WAIT)
-        .await?;
+    rig.drained().await?;
     // 3. The destination bucket refuses the worker (a broken bucket
     //    policy): every copy fails, visibly, and after the queue's
     //    receives its message moves to the dead-letter queue.
@@ -185,18 +166,14 @@ async fn rotated_keys_and_a_denied_destination_lose_no_message() -> Result<()> {
     let denied = send(batch("denied")).await?;
     rig.dead_letters_within(denied.len() as u64, Duration::from_secs(90))
         .await?;
-    rig.aws
-        .wait_until_empty(&rig.queue_url, common::WAIT)
-        .await?;
+    rig.drained().await?;
     // 4. Access restored: copies succeed again.
     rig.destination.restore("testing");
     let after = send(batch("after")).await?;
-    rig.aws
-        .wait_until_empty(&rig.queue_url, common::WAIT)
-        .await?;
+    rig.drained().await?;
 
     for copied in [&before, &rotated, &after] {
-        expect_equal(&rig, copied).await?;
+        rig.expect_equal(copied).await?;
     }
     for (key, _) in &denied {
         ensure!(

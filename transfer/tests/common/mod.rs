@@ -253,6 +253,19 @@ impl Rig {
         self.aws.wait_until_empty(&self.queue_url, WAIT).await
     }
 
+    /// Every key's destination bytes equal the source's `bytes`.
+    pub async fn expect_equal(&self, objects: &[(String, Vec<u8>)]) -> Result<()> {
+        for (key, bytes) in objects {
+            let copied = self.destination_object(key).await?;
+            anyhow::ensure!(
+                copied.as_deref() == Some(bytes.as_slice()),
+                "{key}: destination differs from the source ({:?} bytes)",
+                copied.map(|c| c.len())
+            );
+        }
+        Ok(())
+    }
+
     /// Waits until the dead-letter queue holds `n` messages.
     pub async fn dead_letters(&self, n: u64) -> Result<()> {
         self.dead_letters_within(n, WAIT).await
