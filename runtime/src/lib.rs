@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "schemars")]
 pub mod config_docs;
+pub mod dns;
 pub mod error;
 pub mod logging;
 pub mod metrics;

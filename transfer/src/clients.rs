@@ -22,6 +22,10 @@ pub fn source_s3(
 ) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .credentials_provider(credentials)
+        // OSS takes only virtual-hosted-style requests (BUCKET.ENDPOINT);
+        // this resolver makes `BUCKET.localhost` loopback for local
+        // stand-ins and leaves real names to the system resolver.
+        .http_client(ossbridge_runtime::dns::http_client())
         // SsmCredentials caches (and invalidates on 403) itself.
         .identity_cache(aws_sdk_s3::config::IdentityCache::no_cache())
         .region(Region::new(config.region.clone()))
