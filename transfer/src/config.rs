@@ -105,9 +105,18 @@ pub struct CopyConfig {
     /// (unless the source exists again), and a copy whose source vanished
     /// becomes a delete. Off by default.
     pub propagate_deletes: bool,
-    /// Multipart uploads older than this are aborted rather than resumed,
-    /// and swept away periodically.
+    /// An idle multipart upload of a key being copied that is older than
+    /// this is aborted rather than resumed. Uploads of keys nobody copies
+    /// again are left to the bucket's lifecycle rule
+    /// (AbortIncompleteMultipartUpload; docs/operations.md).
     pub stale_upload_hours: u64,
+    /// A multipart upload initiated, or with a part finished, less than
+    /// this many seconds ago belongs to a copy that is running (here or in
+    /// another worker) and is never resumed or aborted by another. 60 by
+    /// default; at most two thirds of `worker.visibility_timeout_secs`, so
+    /// a crashed worker's upload is idle by the time its message comes
+    /// back.
+    pub upload_idle_secs: Option<u64>,
     /// Attempts per job inside one receive of its message.
     pub attempts: usize,
 }
@@ -121,6 +130,7 @@ impl Default for CopyConfig {
             copy_metadata: true,
             propagate_deletes: false,
             stale_upload_hours: 24,
+            upload_idle_secs: None,
             attempts: 3,
         }
     }
@@ -166,8 +176,14 @@ pub struct WorkerConfig {
     /// every third of it while a copy runs.
     pub visibility_timeout_secs: i32,
     /// After a shutdown signal, how long copies in progress may take before
-    /// the process exits (their messages then reappear on the queue).
+    /// the process exits (their messages are then handed back to the queue
+    /// as new messages, so the interruption costs no receive).
     pub shutdown_grace_secs: u64,
+    /// The throughput (MiB/s) one copy is assumed to sustain. SQS keeps a
+    /// message invisible for at most 12 hours after it was received, so a
+    /// queue worker refuses objects larger than 12 h at this rate
+    /// (permanent reason `too_large_for_queue`); `sync` has no such limit.
+    pub lease_throughput_mib_per_sec: u64,
 }
 
 impl Default for WorkerConfig {
@@ -179,6 +195,7 @@ impl Default for WorkerConfig {
             wait_time_secs: 20,
             visibility_timeout_secs: 300,
             shutdown_grace_secs: 30,
+            lease_throughput_mib_per_sec: 50,
         }
     }
 }
@@ -279,6 +296,24 @@ impl ServiceConfig for Config {
                 "must be between 5 and 43200",
             ));
         }
+        if c.upload_idle_secs
+            .is_some_and(|idle| idle.saturating_mul(3) > 2 * w.visibility_timeout())
+        {
+            return Err(ConfigError::invalid(
+                "copy.upload_idle_secs",
+                format!(
+                    "must be at most two thirds of worker.visibility_timeout_secs ({}), or a \
+                     crashed worker's upload would still look in use when its message returns",
+                    w.visibility_timeout_secs
+                ),
+            ));
+        }
+        if w.lease_throughput_mib_per_sec == 0 {
+            return Err(ConfigError::invalid(
+                "worker.lease_throughput_mib_per_sec",
+                "must be > 0",
+            ));
+        }
         if self.metrics.emf && self.metrics.emf_interval_secs == 0 {
             return Err(ConfigError::invalid(
                 "metrics.emf_interval_secs",
@@ -292,6 +327,33 @@ impl ServiceConfig for Config {
             ));
         }
         Ok(())
+    }
+}
+
+impl CopyConfig {
+    /// `upload_idle_secs`, or a minute, at most two thirds of the
+    /// visibility timeout. A running copy finishes a part every few
+    /// seconds, so a minute without one means nobody is feeding it.
+    pub fn upload_idle_secs(&self, worker: &WorkerConfig) -> u64 {
+        self.upload_idle_secs
+            .unwrap_or_else(|| (2 * worker.visibility_timeout() / 3).min(60))
+    }
+}
+
+impl WorkerConfig {
+    /// The visibility timeout in seconds (validated positive).
+    pub fn visibility_timeout(&self) -> u64 {
+        u64::from(self.visibility_timeout_secs.unsigned_abs())
+    }
+
+    /// The largest object a queue worker takes on: what
+    /// `lease_throughput_mib_per_sec` copies within SQS's 12-hour
+    /// visibility limit.
+    pub fn max_object_size(&self) -> u64 {
+        const MIB: u64 = 1024 * 1024;
+        self.lease_throughput_mib_per_sec
+            .saturating_mul(MIB)
+            .saturating_mul(12 * 3600)
     }
 }
 

@@ -14,10 +14,21 @@ pub enum Kind {
     Permanent,
 }
 
+/// Which bucket an error came from: a refused source credential means
+/// the OSS keys may have been rotated; a refused destination one does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Destination,
+    /// Neither bucket (a message, the worker itself).
+    Local,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{operation}: {detail}")]
 pub struct CopyError {
     pub kind: Kind,
+    pub side: Side,
     /// Low-cardinality reason, e.g. `throttled`, `access_denied`.
     pub reason: &'static str,
     pub operation: &'static str,
@@ -36,6 +47,7 @@ impl CopyError {
     ) -> CopyError {
         CopyError {
             kind: Kind::Permanent,
+            side: Side::Local,
             reason,
             operation,
             detail: detail.into(),
@@ -49,20 +61,62 @@ impl CopyError {
     ) -> CopyError {
         CopyError {
             kind: Kind::Transient,
+            side: Side::Local,
             reason,
             operation,
             detail: detail.into(),
         }
     }
 
-    /// Whether the service refused our credentials (the source's keys may
-    /// have been rotated).
-    pub fn is_access_denied(&self) -> bool {
-        self.reason == "access_denied"
+    /// Whether the source refused our credentials: its keys may have been
+    /// rotated, so they are worth reading again. A destination refusal is
+    /// an IAM matter the OSS keys cannot fix.
+    pub fn is_source_access_denied(&self) -> bool {
+        self.side == Side::Source && self.reason == "access_denied"
     }
 
-    /// Classifies an SDK error by HTTP status and error code.
-    pub fn from_sdk<E, R>(operation: &'static str, error: SdkError<E, R>) -> CopyError
+    /// Someone else changed the destination key between our look and our
+    /// write (a failed `If-Match` / `If-None-Match`, S3's 409
+    /// ConditionalRequestConflict, our upload gone), or the source changed
+    /// under a read conditional on its ETag: both mean "look again", never
+    /// a failure of the job.
+    pub fn is_race(&self) -> bool {
+        matches!(self.reason, "conflict" | "source_changed")
+    }
+
+    /// The job no longer owns its message; another worker finishes it.
+    pub fn lease_lost() -> CopyError {
+        CopyError::transient(
+            "lease",
+            "lease_lost",
+            "the queue message is no longer ours; its new owner finishes the job",
+        )
+    }
+
+    pub fn is_lease_lost(&self) -> bool {
+        self.reason == "lease_lost"
+    }
+
+    /// Classifies an SDK error of a source call by HTTP status and code.
+    pub fn from_source<E, R>(operation: &'static str, error: SdkError<E, R>) -> CopyError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + HttpStatus + Send + Sync + 'static,
+    {
+        CopyError::from_sdk(Side::Source, operation, error)
+    }
+
+    /// Classifies an SDK error of a destination call by HTTP status and
+    /// code.
+    pub fn from_destination<E, R>(operation: &'static str, error: SdkError<E, R>) -> CopyError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + HttpStatus + Send + Sync + 'static,
+    {
+        CopyError::from_sdk(Side::Destination, operation, error)
+    }
+
+    fn from_sdk<E, R>(side: Side, operation: &'static str, error: SdkError<E, R>) -> CopyError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + HttpStatus + Send + Sync + 'static,
@@ -76,12 +130,25 @@ impl CopyError {
                 Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"),
             ) => (Kind::Transient, "throttled"),
             (_, Some("RequestTimeout" | "InternalError")) => (Kind::Transient, "server_error"),
-            (Some(412), _) | (_, Some("PreconditionFailed")) => (Kind::Transient, "source_changed"),
+            // A read conditional on the source's ETag, or of a key that
+            // vanished since we looked: the source moved on.
+            (Some(412), _) | (_, Some("PreconditionFailed" | "NoSuchKey"))
+                if side == Side::Source =>
+            {
+                (Kind::Transient, "source_changed")
+            }
+            // S3 conditional writes: 412 when the ETag moved, 409 when a
+            // concurrent write won, 404 NoSuchKey for `If-Match` on a key
+            // that is gone, NoSuchUpload when the upload was aborted.
+            // https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+            (Some(412 | 409), _)
+            | (_, Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchUpload"))
+            | (Some(404), Some("NoSuchKey")) => (Kind::Transient, "conflict"),
             (Some(403), _)
             | (_, Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch")) => {
                 (Kind::Permanent, "access_denied")
             }
-            (Some(404), _) | (_, Some("NoSuchBucket" | "NoSuchKey" | "NoSuchUpload")) => {
+            (Some(404), _) | (_, Some("NoSuchBucket" | "NoSuchKey")) => {
                 (Kind::Permanent, "not_found")
             }
             (_, Some("InvalidStorageClass" | "KMS.NotFoundException" | "InvalidArgument")) => {
@@ -97,6 +164,7 @@ impl CopyError {
         };
         CopyError {
             kind,
+            side,
             reason,
             operation,
             detail,

@@ -39,9 +39,6 @@ pub enum RunError {
     Credentials(String),
 }
 
-/// How often stale multipart uploads are swept.
-const SWEEP_EVERY: Duration = Duration::from_secs(3600);
-
 /// Runs the worker until `shutdown` is cancelled; then it stops receiving,
 /// finishes (within `worker.shutdown_grace_secs`) or releases the copies it
 /// holds, and returns. `admin` serves `/metrics` and `/healthz`.
@@ -94,7 +91,6 @@ pub async fn run_with(
             shutdown.clone(),
         ));
     }
-    tokio::spawn(sweep_stale_uploads(consumer.clone(), shutdown.clone()));
 
     tracing::info!(
         event = "transfer_started",
@@ -149,20 +145,7 @@ pub(crate) fn copy_options(config: &Config) -> CopyOptions {
         copy_metadata: c.copy_metadata,
         propagate_deletes: c.propagate_deletes,
         stale_upload_age: Duration::from_secs(c.stale_upload_hours * 3600),
+        upload_idle: Duration::from_secs(c.upload_idle_secs(&config.worker)),
         attempts: c.attempts,
-    }
-}
-
-async fn sweep_stale_uploads(consumer: Arc<consumer::Consumer>, shutdown: CancellationToken) {
-    loop {
-        match copy::multipart::abort_stale(&consumer.copier).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(event = "stale_uploads_aborted", count = n),
-            Err(e) => tracing::warn!(event = "stale_upload_sweep_failed", error = %e),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(SWEEP_EVERY) => {}
-        }
     }
 }

@@ -29,6 +29,14 @@ pub const IN_FLIGHT_OBJECTS: &str = "ossbridge_transfer_in_flight_objects";
 pub const IN_FLIGHT_BYTES: &str = "ossbridge_transfer_in_flight_bytes";
 /// Seconds from the source event to the destination write.
 pub const REPLICATION_LAG_SECONDS: &str = "ossbridge_transfer_replication_lag_seconds";
+/// Rounds a job looked at both sides again, by `reason` (conflict: a
+/// conditional write was refused; source_changed: the source moved under a
+/// conditional read; source_moved: it moved while we wrote;
+/// source_returned: it came back after a delete).
+pub const RECONCILE_AGAIN: &str = "ossbridge_transfer_reconcile_again_total";
+/// Jobs that lost their message's lease, by `reason` (not_ours,
+/// expiring, visibility_cap).
+pub const LEASES_LOST: &str = "ossbridge_transfer_leases_lost_total";
 /// Queue messages, by `result` (deleted, nothing, unparseable, failed,
 /// released).
 pub const MESSAGES: &str = "ossbridge_transfer_messages_total";
@@ -69,6 +77,14 @@ pub fn job_failed(reason: &'static str, permanent: bool) {
 
 pub fn retry(reason: &'static str) {
     counter!(RETRIES, "reason" => reason).increment(1);
+}
+
+pub fn reconcile_again(reason: &'static str) {
+    counter!(RECONCILE_AGAIN, "reason" => reason).increment(1);
+}
+
+pub fn lease_lost(reason: &'static str) {
+    counter!(LEASES_LOST, "reason" => reason).increment(1);
 }
 
 pub fn part_retry() {

@@ -143,6 +143,7 @@ async fn a_sync_killed_again_and_again_ends_equal_to_the_source_with_no_open_upl
         &mut config,
         rig.config_toml(
             "[copy]\nmultipart_threshold_mib = 5\npart_size_mib = 5\npart_concurrency = 2\n\
+             upload_idle_secs = 1\n\
              [worker]\nconcurrency = 8\nshutdown_grace_secs = 5\n",
         )
         .as_bytes(),
@@ -180,6 +181,9 @@ async fn a_sync_killed_again_and_again_ends_equal_to_the_source_with_no_open_upl
         }
         sync.start_kill()?; // SIGKILL: no shutdown code runs
         sync.wait().await?;
+        // Its uploads are resumed once idle (`copy.upload_idle_secs`);
+        // sooner, they would look like another copy's, still running.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         if kill == 0 {
             left_open = rig.open_uploads().await?;
         }

@@ -10,10 +10,41 @@ use anyhow::{Result, ensure};
 use common::Rig;
 use ossbridge_message::{Operation, QueueMessage};
 
-const META: &str = "ossbridge-source-etag";
+use ossbridge_transfer::copy::recorded::{META_SOURCE_ETAG, META_SOURCE_LAST_MODIFIED};
 
-fn meta(etag: &str) -> Option<HashMap<String, String>> {
-    Some(HashMap::from([(META.to_owned(), etag.to_owned())]))
+/// What an ossbridge copy records of the source version it holds: its
+/// ETag and Last-Modified (`last_modified`, from [`source_times`]).
+fn meta(etag: &str, last_modified: &str) -> Option<HashMap<String, String>> {
+    Some(HashMap::from([
+        (META_SOURCE_ETAG.to_owned(), etag.to_owned()),
+        (
+            META_SOURCE_LAST_MODIFIED.to_owned(),
+            last_modified.to_owned(),
+        ),
+    ]))
+}
+
+/// Every source key's Last-Modified, as ossbridge records it.
+async fn source_times(rig: &Rig) -> Result<HashMap<String, String>> {
+    let mut times = HashMap::new();
+    let mut pages = rig
+        .aws
+        .s3
+        .list_objects_v2()
+        .bucket(&rig.source_bucket)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page?.contents() {
+            if let (Some(key), Some(t)) = (object.key(), object.last_modified()) {
+                times.insert(
+                    key.to_owned(),
+                    t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)?,
+                );
+            }
+        }
+    }
+    Ok(times)
 }
 
 /// 16–100 bytes, different per key.
@@ -45,6 +76,8 @@ async fn ten_thousand_objects_dry_run_then_sync_copies_exactly_the_differences()
     let etag = |i: usize| hex::encode(<md5::Md5 as md5::Digest>::digest(body(i)));
     let source: Vec<_> = (0..N).map(|i| (key(i), body(i), None)).collect();
 
+    let etags = rig.put_many(&rig.source_bucket, source, 32).await?;
+    let times = source_times(&rig).await?;
     // Every 200th key is missing (50), every 200th + 1 differs in size
     // (50), every 200th + 2 has the same size but records another source
     // version (50); the rest are correct copies.
@@ -52,6 +85,7 @@ async fn ten_thousand_objects_dry_run_then_sync_copies_exactly_the_differences()
     let mut destination = Vec::new();
     for i in 0..N {
         let k = key(i);
+        let recorded = meta(&etag(i), &times[&k]);
         match i % 200 {
             0 => {
                 expected.insert(k);
@@ -59,22 +93,21 @@ async fn ten_thousand_objects_dry_run_then_sync_copies_exactly_the_differences()
             1 => {
                 let mut longer = body(i);
                 longer.push(b'x');
-                destination.push((k.clone(), longer, meta(&etag(i))));
+                destination.push((k.clone(), longer, recorded));
                 expected.insert(k);
             }
             2 => {
                 let old = vec![b'o'; body(i).len()];
-                destination.push((k.clone(), old, meta("0123456789abcdef0123456789abcdef")));
+                let other = meta("0123456789abcdef0123456789abcdef", &times[&k]);
+                destination.push((k.clone(), old, other));
                 expected.insert(k);
             }
-            _ => destination.push((k.clone(), body(i), meta(&etag(i)))),
+            _ => destination.push((k.clone(), body(i), recorded)),
         }
     }
     ensure!(expected.len() == 150);
-    let (etags, _) = tokio::try_join!(
-        rig.put_many(&rig.source_bucket, source, 32),
-        rig.put_many(&rig.destination_bucket, destination, 32),
-    )?;
+    rig.put_many(&rig.destination_bucket, destination, 32)
+        .await?;
     ensure!(
         etags[&key(7)] == etag(7),
         "the emulator's ETag is not the MD5"
@@ -240,10 +273,11 @@ async fn enqueue_puts_exactly_the_outdated_keys_on_the_queue() -> Result<()> {
         .map(|i| (format!("d{}/k{i:02}", i % 3), body(i), None))
         .collect();
     let etags = rig.put_many(&rig.source_bucket, objects, 8).await?;
+    let times = source_times(&rig).await?;
     let current: Vec<_> = (0..5)
         .map(|i| {
             let k = format!("d{}/k{i:02}", i % 3);
-            (k.clone(), body(i), meta(&etags[&k]))
+            (k.clone(), body(i), meta(&etags[&k], &times[&k]))
         })
         .collect();
     rig.put_many(&rig.destination_bucket, current, 8).await?;

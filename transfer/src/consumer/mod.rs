@@ -8,12 +8,20 @@
 //! `maxReceiveCount`, its redrive policy moves it to the dead-letter queue.
 //! Nothing is silently dropped.
 //!
+//! Ownership: a job runs under a lease (`copy::Lease`) that the message's
+//! heartbeat (`heartbeat.rs`) keeps alive; when SQS says the message is no
+//! longer ours, or the heartbeat cannot prove it in time, or SQS's 12-hour
+//! visibility limit nears, the lease is lost and the job stops before it
+//! writes anything more: the message's new owner finishes.
+//!
 //! On shutdown the receivers stop at once; copies in progress get the
 //! grace period to finish; what is still running after it is abandoned and
-//! its messages released (visibility 0) so another worker takes them now,
+//! its message handed back (`handback.rs`) so another worker takes it now,
 //! resuming any multipart upload where it stopped.
 
 mod deleter;
+mod handback;
+mod heartbeat;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +35,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::WorkerConfig;
-use crate::copy::{Copier, Outcome};
+use crate::copy::{Copier, Lease, Outcome};
 use crate::decode::{Decoded, Job, decode};
 use crate::error::CopyError;
 use crate::telemetry;
@@ -48,6 +56,8 @@ pub struct Consumer {
 enum Failure {
     Unparseable(String),
     Job(CopyError),
+    /// The message is another worker's now.
+    LeaseLost,
 }
 
 impl Consumer {
@@ -146,6 +156,9 @@ impl Consumer {
             .wait_time_seconds(self.worker.wait_time_secs)
             .visibility_timeout(self.worker.visibility_timeout_secs)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            // What a hand-back at shutdown must carry over.
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(|e| error_chain(&e))?;
@@ -170,13 +183,22 @@ impl Consumer {
             let Some(receipt) = message.receipt_handle().map(str::to_owned) else {
                 return;
             };
-            let heartbeat = CancellationToken::new();
-            tokio::spawn(self.clone_sqs_heartbeat(receipt.clone(), heartbeat.clone()));
+            let lost = CancellationToken::new();
+            let lease = Lease::new(lost.clone(), Some(self.worker.max_object_size()));
+            let stop = CancellationToken::new();
+            tokio::spawn(heartbeat::run(
+                self.sqs.clone(),
+                self.queue_url.clone(),
+                receipt.clone(),
+                self.worker.visibility_timeout_secs,
+                stop.clone(),
+                lost,
+            ));
             let outcome = tokio::select! {
-                outcome = self.process(message.body().unwrap_or_default()) => Some(outcome),
+                outcome = self.process(message.body().unwrap_or_default(), &lease) => Some(outcome),
                 () = abandon.cancelled() => None,
             };
-            heartbeat.cancel();
+            stop.cancel();
             match outcome {
                 Some(Ok(())) => deleter.delete(receipt),
                 Some(Err(Failure::Unparseable(why))) => {
@@ -188,9 +210,16 @@ impl Consumer {
                     // Already logged with its key by `process`.
                     let _ = e;
                 }
+                Some(Err(Failure::LeaseLost)) => {
+                    telemetry::message("lost");
+                    tracing::warn!(
+                        event = "message_lost",
+                        "the message's visibility could not be kept; its new owner finishes the job"
+                    );
+                }
                 None => {
-                    telemetry::message("released");
-                    self.release(&receipt).await;
+                    telemetry::message("handed_back");
+                    handback::hand_back(&self.sqs, &self.queue_url, &message, &receipt).await;
                 }
             }
         }
@@ -199,7 +228,7 @@ impl Consumer {
     }
 
     /// Decodes the body and runs its jobs; every job must succeed.
-    async fn process(&self, body: &str) -> Result<(), Failure> {
+    async fn process(&self, body: &str, lease: &Lease) -> Result<(), Failure> {
         let jobs = match decode(body) {
             Ok(Decoded::Jobs(jobs)) => jobs,
             Ok(Decoded::Nothing(why)) => {
@@ -210,14 +239,14 @@ impl Consumer {
             Err(e) => return Err(Failure::Unparseable(e.to_string())),
         };
         for job in &jobs {
-            self.run_job(job)
+            self.run_job(job, lease)
                 .instrument(tracing::info_span!("job", key = %job.key))
                 .await?;
         }
         Ok(())
     }
 
-    async fn run_job(&self, job: &Job) -> Result<(), Failure> {
+    async fn run_job(&self, job: &Job, lease: &Lease) -> Result<(), Failure> {
         if let Some(bucket) = &job.bucket
             && bucket != self.copier.source_bucket()
         {
@@ -242,7 +271,7 @@ impl Consumer {
             telemetry::job_done("delete_ignored", 0, None);
             return Ok(());
         }
-        match self.copier.execute(job.op, &job.key, job.size).await {
+        match self.copier.execute(job.op, &job.key, job.size, lease).await {
             Ok(outcome) => {
                 let bytes = match outcome {
                     Outcome::Copied { bytes, .. } => bytes,
@@ -252,6 +281,7 @@ impl Consumer {
                 telemetry::job_done(outcome.label(), bytes, job.event_time.as_deref());
                 Ok(())
             }
+            Err(e) if e.is_lease_lost() => Err(Failure::LeaseLost),
             Err(e) => {
                 telemetry::job_failed(e.reason, !e.is_retryable());
                 tracing::error!(
@@ -264,63 +294,6 @@ impl Consumer {
                 );
                 Err(Failure::Job(e))
             }
-        }
-    }
-
-    fn clone_sqs_heartbeat(
-        &self,
-        receipt: String,
-        stop: CancellationToken,
-    ) -> impl Future<Output = ()> + use<> {
-        let (sqs, queue_url, timeout) = (
-            self.sqs.clone(),
-            self.queue_url.clone(),
-            self.worker.visibility_timeout_secs,
-        );
-        heartbeat(sqs, queue_url, receipt, timeout, stop)
-    }
-
-    /// Makes the message visible again now (another worker takes it).
-    async fn release(&self, receipt: &str) {
-        let result = self
-            .sqs
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(receipt)
-            .visibility_timeout(0)
-            .send()
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(event = "sqs_release_failed", error = %error_chain(&e));
-        }
-    }
-}
-
-/// Extends the message's visibility every third of the timeout until
-/// `stop`, so a long copy keeps its message.
-async fn heartbeat(
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    receipt: String,
-    timeout_secs: i32,
-    stop: CancellationToken,
-) {
-    let every = Duration::from_secs(u64::try_from(timeout_secs / 3).unwrap_or(10).max(1));
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        let result = sqs
-            .change_message_visibility()
-            .queue_url(&queue_url)
-            .receipt_handle(&receipt)
-            .visibility_timeout(timeout_secs)
-            .send()
-            .await;
-        match result {
-            Ok(_) => tracing::debug!(event = "visibility_extended", seconds = timeout_secs),
-            Err(e) => tracing::warn!(event = "visibility_extend_failed", error = %error_chain(&e)),
         }
     }
 }

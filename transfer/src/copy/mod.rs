@@ -1,23 +1,27 @@
 //! Copying one object from the source bucket (OSS) to the destination
-//! (S3), reconciled against the source at execution time:
+//! (S3), reconciled against both sides at execution time (`reconcile.rs`):
+//! a job reads the destination and the source as they are now (not as the
+//! event described them), decides (`plan.rs`: current, copy the bytes,
+//! rewrite only the metadata server-side, adopt a copy another tool made,
+//! or delete), and writes conditionally on what it saw
+//! (`destination.rs`), looking again when a write is refused or the source
+//! moved. So duplicated, reordered and concurrent deliveries, in one
+//! worker or across a fleet, converge on the source's current state.
 //!
-//! - a copy reads the source's state now (not the event's) and the
-//!   destination's, and skips when the destination already holds this
-//!   source version (recorded ETag and size); a copy whose source has
-//!   vanished is skipped, or becomes a delete with delete propagation;
-//! - a delete is skipped when the source exists again.
-//!
-//! So duplicated and reordered deliveries converge on the source's state.
 //! Objects up to the multipart threshold stream through one GET into one
-//! PUT (`single.rs`); larger ones are copied in parts (`multipart.rs`).
-//!
-//! When the message says the object is small, the source's state comes
-//! from the GET itself (conditional on the ETag the destination recorded),
-//! not from a HEAD first: one source request per object instead of two,
-//! which halves what OSS bills for requests and saves a round trip.
+//! PUT (`single.rs`); larger ones are copied in parts (`multipart/`);
+//! metadata-only changes are server-side copies (`metadata.rs`).
+//! `recorded.rs` is what every destination object records about the
+//! source version it holds.
 
+pub mod destination;
 mod keylock;
+mod lease;
+pub mod metadata;
 pub mod multipart;
+pub mod plan;
+mod reconcile;
+pub mod recorded;
 pub mod single;
 pub mod source;
 pub mod verify;
@@ -34,7 +38,9 @@ use tokio::sync::Semaphore;
 use crate::credentials::SsmCredentials;
 use crate::error::CopyError;
 use crate::telemetry;
-pub use source::{Fetched, SourceObject, get_source, head_destination, head_source};
+pub use destination::{DestinationObject, Precondition, head_destination};
+pub use lease::Lease;
+pub use source::{Fetched, SourceObject, get_source, head_source};
 
 /// S3's largest object.
 pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
@@ -56,8 +62,11 @@ pub struct CopyOptions {
     pub acl: Option<ObjectCannedAcl>,
     pub copy_metadata: bool,
     pub propagate_deletes: bool,
-    /// Multipart uploads older than this are aborted, not resumed.
+    /// Idle multipart uploads older than this are aborted, not resumed.
     pub stale_upload_age: Duration,
+    /// An upload with activity (initiated, a part finished) more recent
+    /// than this belongs to a running copy and is never touched.
+    pub upload_idle: Duration,
     /// Attempts per job inside this worker (the queue retries beyond).
     pub attempts: usize,
 }
@@ -72,6 +81,12 @@ pub enum Outcome {
     },
     /// The destination already holds this source version.
     AlreadyCurrent,
+    /// Same bytes; the headers, user metadata and records were rewritten
+    /// server-side.
+    MetadataUpdated,
+    /// Same bytes, written by another tool (e.g. Data Transfer Hub); the
+    /// records were added server-side.
+    Adopted,
     /// The source no longer has the key and deletes are not propagated.
     SourceMissing,
     Deleted,
@@ -84,6 +99,8 @@ impl Outcome {
         match self {
             Outcome::Copied { .. } => "copied",
             Outcome::AlreadyCurrent => "already_current",
+            Outcome::MetadataUpdated => "metadata_updated",
+            Outcome::Adopted => "adopted",
             Outcome::SourceMissing => "source_missing",
             Outcome::Deleted => "deleted",
             Outcome::DeleteSkipped => "delete_skipped",
@@ -103,6 +120,7 @@ pub struct Copier {
     bytes_in_flight: Arc<Semaphore>,
     max_in_flight_mib: u32,
     keys: keylock::KeyLocks,
+    uploads: multipart::Abandoned,
 }
 
 impl Copier {
@@ -127,6 +145,7 @@ impl Copier {
             bytes_in_flight: Arc::new(Semaphore::new(max_in_flight_mib as usize)),
             max_in_flight_mib,
             keys: keylock::KeyLocks::default(),
+            uploads: multipart::Abandoned::default(),
         }
     }
 
@@ -142,10 +161,10 @@ impl Copier {
         format!("{}{key}", self.options.destination_prefix)
     }
 
-    /// Runs one job, retrying transient failures with exponential backoff
-    /// and jitter. A refused credential triggers one re-read of the source
-    /// keys from SSM (they may have been rotated) before it counts as
-    /// permanent.
+    /// Runs one job under `lease`, retrying transient failures with
+    /// exponential backoff and jitter. A source that refuses our keys
+    /// triggers one re-read of them (they may have been rotated) before it
+    /// counts as permanent; a destination refusal does not.
     ///
     /// `size_hint` is the size the message announced, if any: it only picks
     /// the cheaper path for small objects; the source's answer decides.
@@ -154,6 +173,7 @@ impl Copier {
         op: Operation,
         key: &str,
         size_hint: Option<u64>,
+        lease: &Lease,
     ) -> Result<Outcome, CopyError> {
         let _one_at_a_time = self.keys.lock(key).await;
         let backoff = ExponentialBuilder::default()
@@ -163,8 +183,8 @@ impl Copier {
             .with_jitter();
         let refreshed = std::sync::atomic::AtomicBool::new(false);
         (|| async {
-            match self.attempt(op, key, size_hint).await {
-                Err(e) if e.is_access_denied() && !refreshed.swap(true, std::sync::atomic::Ordering::Relaxed) => {
+            match lease.hold(self.reconcile(op, key, size_hint, lease)).await {
+                Err(e) if e.is_source_access_denied() && !refreshed.swap(true, std::sync::atomic::Ordering::Relaxed) => {
                     if let Some(credentials) = &self.credentials {
                         tracing::warn!(event = "credentials_refresh", reason = %e, "re-reading the source keys");
                         credentials.invalidate();
@@ -175,83 +195,12 @@ impl Copier {
             }
         })
         .retry(backoff)
-        .when(CopyError::is_retryable)
+        .when(|e| e.is_retryable() && !e.is_lease_lost())
         .notify(|e, wait| {
             telemetry::retry(e.reason);
             tracing::warn!(event = "job_retry", reason = e.reason, error = %e, wait_ms = wait.as_millis() as u64);
         })
         .await
-    }
-
-    async fn attempt(
-        &self,
-        op: Operation,
-        key: &str,
-        size_hint: Option<u64>,
-    ) -> Result<Outcome, CopyError> {
-        match op {
-            Operation::Copy => {
-                if size_hint.is_some_and(|size| size <= self.options.multipart_threshold)
-                    && let Some(outcome) = self.copy_small(key, size_hint).await?
-                {
-                    return Ok(outcome);
-                }
-                self.copy(key).await
-            }
-            Operation::Delete => self.delete(key).await,
-        }
-    }
-
-    /// The destination's HEAD, then one GET that yields the source's state
-    /// and bytes together, then one PUT. `None` when the object turned out
-    /// to be larger than the threshold (the message was stale).
-    async fn copy_small(
-        &self,
-        key: &str,
-        size_hint: Option<u64>,
-    ) -> Result<Option<Outcome>, CopyError> {
-        let destination_key = self.destination_key(key);
-        let existing = head_destination(
-            &self.destination,
-            &self.destination_bucket,
-            &destination_key,
-        )
-        .await?;
-        // A 304 proves only the ETag; ask for one only when the destination
-        // also has the announced size, so a damaged copy is rewritten.
-        let recorded = existing
-            .as_ref()
-            .filter(|d| size_hint == Some(d.size))
-            .and_then(|d| d.source_etag.as_deref());
-        let (source, body) =
-            match get_source(&self.source, &self.source_bucket, key, recorded).await? {
-                Fetched::Missing => return self.source_missing(key).await.map(Some),
-                Fetched::Unchanged => return Ok(Some(Outcome::AlreadyCurrent)),
-                Fetched::Object(source, body) => (source, body),
-            };
-        if existing.is_some_and(|d| {
-            d.size == source.size && d.source_etag.as_deref() == Some(source.etag_unquoted())
-        }) {
-            return Ok(Some(Outcome::AlreadyCurrent));
-        }
-        if source.size > self.options.multipart_threshold {
-            return Ok(None);
-        }
-        let _budget = self.reserve(source.size).await?;
-        let _in_flight = telemetry::InFlight::start(source.size);
-        single::put(self, &source, body, &destination_key).await?;
-        Ok(Some(Outcome::Copied {
-            bytes: source.size,
-            parts_uploaded: 0,
-            parts_reused: 0,
-        }))
-    }
-
-    async fn source_missing(&self, key: &str) -> Result<Outcome, CopyError> {
-        if self.options.propagate_deletes {
-            return self.delete_destination(key).await;
-        }
-        Ok(Outcome::SourceMissing)
     }
 
     /// Waits until `footprint` bytes fit in the in-flight budget.
@@ -262,84 +211,11 @@ impl Copier {
             .await
             .map_err(|_| CopyError::transient("copy", "shutting_down", "worker is stopping"))
     }
-
-    async fn copy(&self, key: &str) -> Result<Outcome, CopyError> {
-        let Some(source) = head_source(&self.source, &self.source_bucket, key).await? else {
-            return self.source_missing(key).await;
-        };
-        if source.size > MAX_OBJECT_SIZE {
-            return Err(CopyError::permanent(
-                "copy",
-                "too_large",
-                format!(
-                    "{key:?} is {} bytes; S3 objects are limited to {MAX_OBJECT_SIZE} bytes (5 TiB)",
-                    source.size
-                ),
-            ));
-        }
-        let destination_key = self.destination_key(key);
-        if let Some(existing) = head_destination(
-            &self.destination,
-            &self.destination_bucket,
-            &destination_key,
-        )
-        .await?
-            && existing.size == source.size
-            && existing.source_etag.as_deref() == Some(source.etag_unquoted())
-        {
-            return Ok(Outcome::AlreadyCurrent);
-        }
-        let multipart = source.size > self.options.multipart_threshold;
-        let footprint = if multipart {
-            multipart::part_size(source.size, self.options.part_size)
-                * self.options.part_concurrency as u64
-        } else {
-            source.size
-        };
-        let _budget = self.reserve(footprint).await?;
-        let _in_flight = telemetry::InFlight::start(source.size);
-        if multipart {
-            let (uploaded, reused) = multipart::copy(self, &source, &destination_key).await?;
-            Ok(Outcome::Copied {
-                bytes: source.size,
-                parts_uploaded: uploaded,
-                parts_reused: reused,
-            })
-        } else {
-            single::copy(self, &source, &destination_key).await?;
-            Ok(Outcome::Copied {
-                bytes: source.size,
-                parts_uploaded: 0,
-                parts_reused: 0,
-            })
-        }
-    }
-
-    async fn delete(&self, key: &str) -> Result<Outcome, CopyError> {
-        if head_source(&self.source, &self.source_bucket, key)
-            .await?
-            .is_some()
-        {
-            return Ok(Outcome::DeleteSkipped);
-        }
-        self.delete_destination(key).await
-    }
-
-    async fn delete_destination(&self, key: &str) -> Result<Outcome, CopyError> {
-        self.destination
-            .delete_object()
-            .bucket(&self.destination_bucket)
-            .key(self.destination_key(key))
-            .send()
-            .await
-            .map_err(|e| CopyError::from_sdk("DeleteObject", e))?;
-        Ok(Outcome::Deleted)
-    }
 }
 
 /// Sets the destination attributes every write shares (content headers,
-/// metadata, storage class, encryption, ACL) on a PutObject or
-/// CreateMultipartUpload builder.
+/// metadata, storage class, encryption, ACL) on a PutObject,
+/// CreateMultipartUpload or CopyObject builder.
 macro_rules! with_destination_attributes {
     ($builder:expr, $source:expr, $options:expr) => {{
         let source: &$crate::copy::SourceObject = $source;
@@ -351,7 +227,7 @@ macro_rules! with_destination_attributes {
             .set_content_disposition(source.content_disposition.clone())
             .set_cache_control(source.cache_control.clone())
             .set_expires(source.expires)
-            .set_metadata(Some($crate::copy::source::destination_metadata(
+            .set_metadata(Some($crate::copy::recorded::destination_metadata(
                 source,
                 options.copy_metadata,
             )))

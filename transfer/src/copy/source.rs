@@ -1,5 +1,5 @@
-//! Reading object state: the source's (with OSS's own headers, which the
-//! S3 SDK does not model) and the destination's.
+//! Reading the source's state, with OSS's own headers, which the S3 SDK
+//! does not model.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,11 +15,6 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use crate::error::CopyError;
 
-/// Destination metadata keys ossbridge writes (as `x-amz-meta-*`).
-pub const META_SOURCE_ETAG: &str = "ossbridge-source-etag";
-pub const META_SOURCE_CRC64: &str = "ossbridge-source-crc64";
-pub const META_SOURCE_LAST_MODIFIED: &str = "ossbridge-source-last-modified";
-
 /// The source object as it is now.
 #[derive(Debug, Clone, Default)]
 pub struct SourceObject {
@@ -32,6 +27,9 @@ pub struct SourceObject {
     pub crc64: Option<u64>,
     /// Encrypted with a KMS key: its ETag is not the MD5 of its bytes.
     pub kms_encrypted: bool,
+    /// OSS's `x-oss-object-type`: `Normal`, `Multipart`, `Appendable` or
+    /// `Symlink`; `None` from a store that is not OSS.
+    pub object_type: Option<String>,
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
     pub content_language: Option<String>,
@@ -46,6 +44,25 @@ impl SourceObject {
     /// The ETag without quotes, as recorded at the destination.
     pub fn etag_unquoted(&self) -> &str {
         self.etag.trim_matches('"')
+    }
+
+    /// The content MD5, where the ETag is one by the store's rules. OSS
+    /// documents its ETag as the MD5 only for objects written by
+    /// PutObject (`Normal`); multipart and appendable objects get "a unique
+    /// value generated based on specific rules, not the MD5" even when it
+    /// looks like one, and KMS-encrypted objects never carry one
+    /// (<https://www.alibabacloud.com/help/en/oss/developer-reference/appendobject>,
+    /// <https://www.alibabacloud.com/help/en/oss/oss-reports-an-invalidpart-error-when-using-the-multipart-upload-method-to-upload-files>).
+    /// For a store that is not OSS (no object type), S3's rule applies:
+    /// 32 hex digits and not KMS.
+    pub fn md5(&self) -> Option<[u8; 16]> {
+        let plain = match self.object_type.as_deref() {
+            None => true,
+            Some(t) => t.eq_ignore_ascii_case("Normal"),
+        };
+        (plain && !self.kms_encrypted)
+            .then(|| super::verify::etag_md5(&self.etag))
+            .flatten()
     }
 }
 
@@ -123,6 +140,10 @@ macro_rules! source_object {
             ) || oss
                 .iter()
                 .any(|(k, v)| k == "x-oss-server-side-encryption" && v == "KMS"),
+            object_type: oss
+                .iter()
+                .find(|(k, _)| k == "x-oss-object-type")
+                .map(|(_, v)| v.clone()),
             content_type: out.content_type.clone(),
             content_encoding: out.content_encoding.clone(),
             content_language: out.content_language.clone(),
@@ -156,7 +177,7 @@ pub async fn head_source(
         Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
             return Ok(None);
         }
-        Err(e) => return Err(CopyError::from_sdk("HeadObject (source)", e)),
+        Err(e) => return Err(CopyError::from_source("HeadObject (source)", e)),
     };
     Ok(Some(source_object!(
         head,
@@ -203,66 +224,11 @@ pub async fn get_source(
                 _ if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
                     Ok(Fetched::Missing)
                 }
-                _ => Err(CopyError::from_sdk("GetObject", e)),
+                _ => Err(CopyError::from_source("GetObject", e)),
             };
         }
     };
     let body = std::mem::take(&mut object.body);
     let source = source_object!(object, key, captured.take(), "GetObject");
     Ok(Fetched::Object(Box::new(source), body))
-}
-
-/// What the destination holds for a key.
-#[derive(Debug, Clone)]
-pub struct DestinationObject {
-    pub size: u64,
-    /// The source ETag ossbridge recorded when it wrote the object.
-    pub source_etag: Option<String>,
-}
-
-pub async fn head_destination(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<DestinationObject>, CopyError> {
-    match client.head_object().bucket(bucket).key(key).send().await {
-        Ok(head) => Ok(Some(DestinationObject {
-            size: head
-                .content_length
-                .and_then(|l| u64::try_from(l).ok())
-                .unwrap_or(0),
-            source_etag: head
-                .metadata
-                .as_ref()
-                .and_then(|m| m.get(META_SOURCE_ETAG).cloned()),
-        })),
-        Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => Ok(None),
-        Err(e) => Err(CopyError::from_sdk("HeadObject (destination)", e)),
-    }
-}
-
-/// The metadata written at the destination: the source's user metadata
-/// (when copied) plus what ossbridge needs to recognise this version.
-pub fn destination_metadata(
-    source: &SourceObject,
-    copy_user_metadata: bool,
-) -> HashMap<String, String> {
-    let mut meta = if copy_user_metadata {
-        source.user_metadata.clone()
-    } else {
-        HashMap::new()
-    };
-    meta.insert(
-        META_SOURCE_ETAG.to_owned(),
-        source.etag_unquoted().to_owned(),
-    );
-    if let Some(crc) = source.crc64 {
-        meta.insert(META_SOURCE_CRC64.to_owned(), crc.to_string());
-    }
-    if let Some(t) = source.last_modified
-        && let Ok(text) = t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
-    {
-        meta.insert(META_SOURCE_LAST_MODIFIED.to_owned(), text);
-    }
-    meta
 }

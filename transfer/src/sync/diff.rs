@@ -9,6 +9,7 @@ use std::future::Future;
 
 use super::SyncError;
 use super::listing::{Entry, Listing};
+use crate::copy::recorded::Version;
 
 /// A stream of entries in strictly increasing byte order of key.
 pub trait Sorted {
@@ -53,6 +54,10 @@ pub enum Reason {
     /// The destination object was not written by ossbridge (or lost its
     /// metadata), so nothing says which source version it holds.
     NoRecordedEtag,
+    /// Same bytes, but the source was modified since (its Last-Modified
+    /// moved: new metadata), or nothing says when; the copy engine
+    /// rewrites the metadata server-side.
+    Modified,
 }
 
 impl Reason {
@@ -62,6 +67,7 @@ impl Reason {
             Reason::SizeDiffers => "size differs",
             Reason::EtagDiffers => "etag differs",
             Reason::NoRecordedEtag => "no recorded etag",
+            Reason::Modified => "modified at the source",
         }
     }
 }
@@ -90,12 +96,23 @@ pub fn decide(pair: Pair) -> Decision {
     }
 }
 
-/// After the HEAD: `None` when the destination holds the source's version.
-pub fn recorded_etag_reason(source_etag: &str, recorded: Option<&str>) -> Option<Reason> {
+/// After the HEAD: `None` when the destination holds the version the
+/// source listed (same ETag, same Last-Modified second). A copy made
+/// before ossbridge recorded a metadata digest counts as current here:
+/// any later change at the source moves its Last-Modified.
+pub fn recorded_reason(source: &Entry, recorded: Option<&Version>) -> Option<Reason> {
+    let listed = Version {
+        etag: source.etag.trim_matches('"').to_owned(),
+        last_modified: source.last_modified,
+        meta: None,
+    };
     match recorded {
         None => Some(Reason::NoRecordedEtag),
-        Some(r) if r.trim_matches('"') == source_etag.trim_matches('"') => None,
-        Some(_) => Some(Reason::EtagDiffers),
+        Some(r) if !r.same_content(&listed) => Some(Reason::EtagDiffers),
+        Some(r) if r.last_modified.is_none() || r.last_modified != listed.last_modified => {
+            Some(Reason::Modified)
+        }
+        Some(_) => None,
     }
 }
 

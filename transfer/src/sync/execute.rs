@@ -16,12 +16,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::diff::{Reason, recorded_etag_reason};
+use super::diff::{Reason, recorded_reason};
 use super::enqueue::{self, Enqueuer};
 use super::listing::Entry;
 use super::progress::{Counters, add};
 use super::summary::Failures;
-use crate::copy::{Copier, Outcome, head_destination};
+use crate::copy::{Copier, Lease, Outcome, head_destination};
 
 /// One unit of work from the diff.
 #[derive(Debug)]
@@ -148,7 +148,7 @@ impl Executor {
         .await
         {
             Ok(Some(d)) => {
-                let reason = recorded_etag_reason(&entry.etag, d.source_etag.as_deref());
+                let reason = recorded_reason(entry, d.recorded.as_ref());
                 if reason.is_none() {
                     add(&self.counters.already_current, 1);
                 }
@@ -181,10 +181,17 @@ impl Executor {
             return;
         }
         // The listed size lets the engine take its one-GET path for small
-        // objects (it checks the destination's size against it).
+        // objects. The engine looks at both sides again and writes
+        // conditionally, so a live worker copying the same key meanwhile
+        // is never overwritten with an older version.
         match self
             .copier
-            .execute(Operation::Copy, &entry.key, Some(entry.size))
+            .execute(
+                Operation::Copy,
+                &entry.key,
+                Some(entry.size),
+                &Lease::unbounded(),
+            )
             .await
         {
             Ok(Outcome::Copied { bytes, .. }) => {
@@ -192,6 +199,8 @@ impl Executor {
                 add(&self.counters.copied_bytes, bytes);
             }
             Ok(Outcome::AlreadyCurrent) => add(&self.counters.already_current, 1),
+            Ok(Outcome::MetadataUpdated) => add(&self.counters.metadata_updated, 1),
+            Ok(Outcome::Adopted) => add(&self.counters.adopted, 1),
             Ok(_) => add(&self.counters.vanished, 1),
             Err(e) => self
                 .failures
@@ -205,21 +214,19 @@ impl Executor {
             println!("delete {}", printable(&key));
             return;
         }
-        let result = self
+        // Through the engine: deleted only if the source has no such key
+        // now (not just in a listing that started minutes ago), and only
+        // the object the engine saw (a conditional delete).
+        match self
             .copier
-            .destination
-            .delete_object()
-            .bucket(self.copier.destination_bucket())
-            .key(self.copier.destination_key(&key))
-            .send()
-            .await;
-        match result {
+            .execute(Operation::Delete, &key, None, &Lease::unbounded())
+            .await
+        {
+            Ok(Outcome::DeleteSkipped) => add(&self.counters.delete_skipped, 1),
             Ok(_) => add(&self.counters.deleted, 1),
-            Err(e) => {
-                let e = crate::error::CopyError::from_sdk("DeleteObject", e);
-                self.failures
-                    .record(&self.counters, &key, e.reason, e.to_string());
-            }
+            Err(e) => self
+                .failures
+                .record(&self.counters, &key, e.reason, e.to_string()),
         }
     }
 }

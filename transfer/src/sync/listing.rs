@@ -21,6 +21,10 @@ pub struct Entry {
     pub size: u64,
     /// Without quotes (the form recorded as `ossbridge-source-etag`).
     pub etag: String,
+    /// Whole seconds; OSS moves it on every change, metadata-only ones
+    /// included, so it tells a metadata change without a HEAD of the
+    /// source.
+    pub last_modified: Option<i64>,
 }
 
 /// Which bucket a listing reads, for error messages.
@@ -123,6 +127,7 @@ impl Listing {
                     .unwrap_or_default()
                     .trim_matches('"')
                     .to_owned(),
+                last_modified: object.last_modified().map(|t| t.secs()),
             });
         }
         self.token = out.next_continuation_token().map(str::to_owned);

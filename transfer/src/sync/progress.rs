@@ -25,9 +25,16 @@ pub struct Counters {
     pub already_current: AtomicU64,
     pub copied: AtomicU64,
     pub copied_bytes: AtomicU64,
+    /// Same bytes; headers, metadata and records rewritten server-side.
+    pub metadata_updated: AtomicU64,
+    /// Same bytes written by another tool (e.g. Data Transfer Hub):
+    /// recorded server-side, not downloaded.
+    pub adopted: AtomicU64,
     pub enqueued: AtomicU64,
     pub to_delete: AtomicU64,
     pub deleted: AtomicU64,
+    /// Not deleted: the source had the key again when the delete ran.
+    pub delete_skipped: AtomicU64,
     /// Listed at the source but gone when its copy ran.
     pub vanished: AtomicU64,
     pub failed: AtomicU64,

@@ -62,6 +62,8 @@ pub struct Summary {
     pub to_copy_bytes: u64,
     pub copied: u64,
     pub copied_bytes: u64,
+    pub metadata_updated: u64,
+    pub adopted: u64,
     pub enqueued: u64,
     /// Skipped: the destination already holds the source's version.
     pub already_current: u64,
@@ -69,6 +71,7 @@ pub struct Summary {
     pub extra: u64,
     pub to_delete: u64,
     pub deleted: u64,
+    pub delete_skipped: u64,
     pub vanished: u64,
     pub failed: u64,
     pub failure_reasons: BTreeMap<String, u64>,
@@ -90,11 +93,14 @@ impl Summary {
             to_copy_bytes: get(&counters.to_copy_bytes),
             copied: get(&counters.copied),
             copied_bytes: get(&counters.copied_bytes),
+            metadata_updated: get(&counters.metadata_updated),
+            adopted: get(&counters.adopted),
             enqueued: get(&counters.enqueued),
             already_current: get(&counters.already_current),
             extra: get(&counters.extra),
             to_delete: get(&counters.to_delete),
             deleted: get(&counters.deleted),
+            delete_skipped: get(&counters.delete_skipped),
             vanished: get(&counters.vanished),
             failed: get(&counters.failed),
             failure_reasons,
@@ -122,11 +128,14 @@ impl Summary {
             to_copy_bytes = self.to_copy_bytes,
             copied = self.copied,
             copied_bytes = self.copied_bytes,
+            metadata_updated = self.metadata_updated,
+            adopted = self.adopted,
             enqueued = self.enqueued,
             already_current = self.already_current,
             extra = self.extra,
             to_delete = self.to_delete,
             deleted = self.deleted,
+            delete_skipped = self.delete_skipped,
             vanished = self.vanished,
             failed = self.failed,
             failure_reasons = %reasons,
@@ -159,6 +168,16 @@ impl fmt::Display for Summary {
             "  copied:          {} ({} bytes)",
             self.copied, self.copied_bytes
         )?;
+        if self.metadata_updated > 0 {
+            writeln!(f, "  metadata updated: {}", self.metadata_updated)?;
+        }
+        if self.adopted > 0 {
+            writeln!(
+                f,
+                "  adopted:         {} (same bytes already there; recorded, not downloaded)",
+                self.adopted
+            )?;
+        }
         if self.enqueued > 0 || self.mode == "enqueue" {
             writeln!(f, "  enqueued:        {}", self.enqueued)?;
         }
@@ -169,6 +188,13 @@ impl fmt::Display for Summary {
             "  deleted:         {} (of {} to delete)",
             self.deleted, self.to_delete
         )?;
+        if self.delete_skipped > 0 {
+            writeln!(
+                f,
+                "  not deleted:     {} (back at the source when the delete ran)",
+                self.delete_skipped
+            )?;
+        }
         if self.vanished > 0 {
             writeln!(f, "  source vanished: {}", self.vanished)?;
         }

@@ -19,6 +19,7 @@ fn entry(key: &str, size: u64, etag: &str) -> Entry {
         key: key.to_owned(),
         size,
         etag: etag.to_owned(),
+        last_modified: Some(1_700_000_000),
     }
 }
 
@@ -103,17 +104,39 @@ fn an_unsorted_listing_is_an_error_not_a_wrong_diff() {
 }
 
 #[test]
-fn recorded_etag_decides_equal_sizes() {
-    assert_eq!(recorded_etag_reason("abc", Some("abc")), None);
-    assert_eq!(recorded_etag_reason("\"abc\"", Some("abc")), None);
+fn the_recorded_version_decides_equal_sizes() {
+    let recorded = |etag: &str, last_modified: i64| Version {
+        etag: etag.to_owned(),
+        last_modified: Some(last_modified),
+        meta: Some("m".to_owned()),
+    };
+    let listed = entry("k", 1, "\"ABC\"");
     assert_eq!(
-        recorded_etag_reason("abc", Some("abd")),
+        recorded_reason(&listed, Some(&recorded("ABC", 1_700_000_000))),
+        None
+    );
+    assert_eq!(
+        recorded_reason(&listed, Some(&recorded("ABD", 1_700_000_000))),
         Some(Reason::EtagDiffers)
     );
     assert_eq!(
-        recorded_etag_reason("abc", None),
-        Some(Reason::NoRecordedEtag)
+        recorded_reason(&listed, Some(&recorded("ABC", 1_700_000_060))),
+        Some(Reason::Modified)
     );
+    let before_digests = Version {
+        meta: None,
+        ..recorded("ABC", 1_700_000_000)
+    };
+    assert_eq!(recorded_reason(&listed, Some(&before_digests)), None);
+    let no_time = Version {
+        last_modified: None,
+        ..recorded("ABC", 1_700_000_000)
+    };
+    assert_eq!(
+        recorded_reason(&listed, Some(&no_time)),
+        Some(Reason::Modified)
+    );
+    assert_eq!(recorded_reason(&listed, None), Some(Reason::NoRecordedEtag));
 }
 
 #[test]

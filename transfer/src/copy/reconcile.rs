@@ -1,0 +1,344 @@
+//! Reconciling one key: look at both sides, decide (`plan.rs`), act with a
+//! write conditional on what was seen, and look again whenever that is not
+//! enough to be sure the destination is the source's current version.
+//!
+//! Why this converges with any number of workers (and `sync`) on one
+//! bucket, whatever order their jobs run in:
+//!
+//! 1. A job reads the destination before the source, and every write or
+//!    delete is conditional on the destination still being what it read
+//!    (`destination.rs`). A job whose write succeeds therefore read the
+//!    source after every other write that changed the destination's ETag
+//!    before its own: it cannot replace a newer version with an older one
+//!    through a write that other jobs could see.
+//! 2. Writes that keep the destination's ETag (a metadata rewrite, the
+//!    same bytes again) are invisible to those conditions, and a key can
+//!    be deleted and written again between a read and a write. So after
+//!    every write conditional on an existing object, after every metadata
+//!    rewrite, after every delete, and after every write when deletes are
+//!    propagated, the job reads the source once more: if it moved, the job
+//!    reconciles again. The last write to the destination is always
+//!    followed by such a look by the job that made it, so the destination
+//!    ends on the source's version as of a moment after the last write;
+//!    any later source change brings its own event.
+//! 3. A refused write (412, 409, 404 on `If-Match`) or a source that
+//!    changed under a conditional read is not a failure: the job
+//!    reconciles again, up to [`MAX_ROUNDS`] times, then hands the message
+//!    back to the queue as a transient failure.
+//!
+//! A new object written with `If-None-Match: *` while deletes are not
+//! propagated needs no second look: nothing can have been there before it,
+//! and a job that read an older source state would find the key taken.
+
+use ossbridge_message::Operation;
+
+use super::destination::{DestinationObject, Precondition, head_destination};
+use super::multipart;
+use super::plan::{Plan, decide};
+use super::recorded::{S3_USER_METADATA_LIMIT, Version, destination_metadata, user_metadata_size};
+use super::source::{Fetched, SourceObject, get_source, head_source};
+use super::{Copier, Lease, MAX_OBJECT_SIZE, Outcome, metadata, single};
+use crate::error::CopyError;
+use crate::telemetry;
+
+/// Looks at both sides this many times at most per attempt.
+pub const MAX_ROUNDS: usize = 5;
+
+/// How one round ended.
+enum Step {
+    Done(Outcome),
+    /// It wrote, but the source has moved since: look again.
+    Wrote(Outcome),
+    /// It deleted the destination, and the source has the key again.
+    Restore,
+}
+
+impl Copier {
+    pub(super) async fn reconcile(
+        &self,
+        op: Operation,
+        key: &str,
+        size_hint: Option<u64>,
+        lease: &Lease,
+    ) -> Result<Outcome, CopyError> {
+        let mut deleting = op == Operation::Delete;
+        let mut wrote: Option<Outcome> = None;
+        for _ in 0..MAX_ROUNDS {
+            let step = if deleting {
+                self.delete_round(key).await
+            } else {
+                self.copy_round(key, size_hint, lease).await
+            };
+            match step {
+                Ok(Step::Done(outcome)) => {
+                    return Ok(match (wrote, outcome) {
+                        // A later round found our own write current.
+                        (Some(w), Outcome::AlreadyCurrent) => w,
+                        (_, outcome) => outcome,
+                    });
+                }
+                Ok(Step::Wrote(outcome)) => {
+                    telemetry::reconcile_again("source_moved");
+                    tracing::info!(
+                        event = "reconcile_again",
+                        reason = "source_moved",
+                        "the source changed while we wrote; looking again"
+                    );
+                    wrote = Some(outcome);
+                }
+                Ok(Step::Restore) => {
+                    telemetry::reconcile_again("source_returned");
+                    deleting = false;
+                }
+                Err(e) if e.is_race() => {
+                    telemetry::reconcile_again(e.reason);
+                    tracing::info!(event = "reconcile_again", reason = e.reason, error = %e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CopyError::transient(
+            "reconcile",
+            "contended",
+            format!("{key:?} kept changing over {MAX_ROUNDS} looks; the queue retries later"),
+        ))
+    }
+
+    async fn copy_round(
+        &self,
+        key: &str,
+        size_hint: Option<u64>,
+        lease: &Lease,
+    ) -> Result<Step, CopyError> {
+        let destination_key = self.destination_key(key);
+        let destination = self.head_destination(&destination_key).await?;
+        // A small object the destination lacks: one GET yields the
+        // source's state and its bytes together.
+        if destination.is_none()
+            && size_hint.is_some_and(|size| size <= self.options.multipart_threshold)
+        {
+            match get_source(&self.source, &self.source_bucket, key, None).await? {
+                Fetched::Missing => return self.source_gone(key, None, false).await,
+                Fetched::Object(source, body)
+                    if source.size <= self.options.multipart_threshold =>
+                {
+                    self.check_limits(&source, lease)?;
+                    let precondition = Precondition::Absent;
+                    let _budget = self.reserve(source.size).await?;
+                    let _in_flight = telemetry::InFlight::start(source.size);
+                    single::put(self, &source, body, &destination_key, &precondition).await?;
+                    return self
+                        .settle(key, Some(&source), &precondition, copied(source.size, 0, 0))
+                        .await;
+                }
+                // Larger than the message said: the general path below.
+                Fetched::Object(..) | Fetched::Unchanged => {}
+            }
+        }
+        let source = head_source(&self.source, &self.source_bucket, key).await?;
+        match decide(
+            source.as_ref(),
+            destination.as_ref(),
+            self.options.copy_metadata,
+        ) {
+            Plan::Current => Ok(Step::Done(Outcome::AlreadyCurrent)),
+            Plan::SourceGone => self.source_gone(key, destination.as_ref(), false).await,
+            plan @ (Plan::UpdateMetadata | Plan::Adopt) => {
+                let (Some(source), Some(destination)) = (source, destination) else {
+                    return Err(CopyError::transient("reconcile", "internal", "no object"));
+                };
+                self.check_limits(&source, lease)?;
+                metadata::rewrite(self, &source, &destination_key, &destination.etag).await?;
+                let outcome = if plan == Plan::Adopt {
+                    Outcome::Adopted
+                } else {
+                    Outcome::MetadataUpdated
+                };
+                self.settle(
+                    key,
+                    Some(&source),
+                    &Precondition::seen(Some(&destination)),
+                    outcome,
+                )
+                .await
+            }
+            Plan::Copy => {
+                let Some(source) = source else {
+                    return Err(CopyError::transient("reconcile", "internal", "no source"));
+                };
+                self.check_limits(&source, lease)?;
+                let precondition = Precondition::seen(destination.as_ref());
+                self.write(&source, &destination_key, &precondition, key)
+                    .await
+            }
+        }
+    }
+
+    /// Copies the bytes of `source` to the destination.
+    async fn write(
+        &self,
+        source: &SourceObject,
+        destination_key: &str,
+        precondition: &Precondition,
+        key: &str,
+    ) -> Result<Step, CopyError> {
+        let multipart = source.size > self.options.multipart_threshold;
+        let footprint = if multipart {
+            multipart::part_size(source.size, self.options.part_size)
+                * self.options.part_concurrency as u64
+        } else {
+            source.size
+        };
+        let _budget = self.reserve(footprint).await?;
+        let _in_flight = telemetry::InFlight::start(source.size);
+        if !multipart {
+            single::copy(self, source, destination_key, precondition).await?;
+            return self
+                .settle(key, Some(source), precondition, copied(source.size, 0, 0))
+                .await;
+        }
+        let written = multipart::copy(self, source, destination_key, precondition).await?;
+        let outcome = copied(source.size, written.uploaded, written.reused);
+        if written.resumed {
+            // The upload's metadata was set by the copy that started it,
+            // which may have seen another version: look again, and a
+            // metadata rewrite fixes the records if so.
+            return Ok(Step::Wrote(outcome));
+        }
+        self.settle(key, Some(source), precondition, outcome).await
+    }
+
+    /// The source has no such key: delete the destination's copy when
+    /// deletes are propagated.
+    async fn source_gone(
+        &self,
+        key: &str,
+        destination: Option<&DestinationObject>,
+        deleting: bool,
+    ) -> Result<Step, CopyError> {
+        if !self.options.propagate_deletes && !deleting {
+            return Ok(Step::Done(Outcome::SourceMissing));
+        }
+        let Some(destination) = destination else {
+            return Ok(Step::Done(if deleting {
+                Outcome::Deleted
+            } else {
+                Outcome::SourceMissing
+            }));
+        };
+        self.destination
+            .delete_object()
+            .bucket(&self.destination_bucket)
+            .key(self.destination_key(key))
+            .if_match(&destination.etag)
+            .send()
+            .await
+            .map_err(|e| CopyError::from_destination("DeleteObject", e))?;
+        // The key may have been written again at the source since we
+        // looked (and its copy been overwritten by a same-ETag write).
+        match head_source(&self.source, &self.source_bucket, key).await? {
+            None => Ok(Step::Done(Outcome::Deleted)),
+            Some(_) => Ok(Step::Restore),
+        }
+    }
+
+    /// A delete job: the destination loses the key if the source has none.
+    async fn delete_round(&self, key: &str) -> Result<Step, CopyError> {
+        if head_source(&self.source, &self.source_bucket, key)
+            .await?
+            .is_some()
+        {
+            return Ok(Step::Done(Outcome::DeleteSkipped));
+        }
+        let destination = self.head_destination(&self.destination_key(key)).await?;
+        self.source_gone(key, destination.as_ref(), true).await
+    }
+
+    /// After a successful write: done, unless the write may have been
+    /// overtaken (module documentation, point 2) and the source has moved.
+    async fn settle(
+        &self,
+        key: &str,
+        written: Option<&SourceObject>,
+        precondition: &Precondition,
+        outcome: Outcome,
+    ) -> Result<Step, CopyError> {
+        let certain = *precondition == Precondition::Absent
+            && !self.options.propagate_deletes
+            && matches!(outcome, Outcome::Copied { .. });
+        if certain {
+            return Ok(Step::Done(outcome));
+        }
+        let now = head_source(&self.source, &self.source_bucket, key).await?;
+        let copy_metadata = self.options.copy_metadata;
+        let unchanged = match (written, now.as_ref()) {
+            (Some(w), Some(n)) => {
+                Version::of(w, copy_metadata).same_version(&Version::of(n, copy_metadata))
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        Ok(if unchanged {
+            Step::Done(outcome)
+        } else {
+            Step::Wrote(outcome)
+        })
+    }
+
+    async fn head_destination(
+        &self,
+        destination_key: &str,
+    ) -> Result<Option<DestinationObject>, CopyError> {
+        head_destination(&self.destination, &self.destination_bucket, destination_key).await
+    }
+
+    /// Refusals that no retry can change, before anything is written.
+    fn check_limits(&self, source: &SourceObject, lease: &Lease) -> Result<(), CopyError> {
+        if source.size > MAX_OBJECT_SIZE {
+            return Err(CopyError::permanent(
+                "copy",
+                "too_large",
+                format!(
+                    "{:?} is {} bytes; S3 objects are limited to {MAX_OBJECT_SIZE} bytes (5 TiB)",
+                    source.key, source.size
+                ),
+            ));
+        }
+        if let Some(limit) = lease.max_object_size()
+            && source.size > limit
+        {
+            return Err(CopyError::permanent(
+                "copy",
+                "too_large_for_queue",
+                format!(
+                    "{:?} is {} bytes; at worker.lease_throughput_mib_per_sec a queue worker cannot \
+                     copy more than {limit} bytes within SQS's 12-hour visibility limit; copy it \
+                     with `ossbridge-transfer sync --include` (no queue, no limit)",
+                    source.key, source.size
+                ),
+            ));
+        }
+        let size = user_metadata_size(&destination_metadata(source, self.options.copy_metadata));
+        if size > S3_USER_METADATA_LIMIT {
+            return Err(CopyError::permanent(
+                "copy",
+                "metadata_too_large",
+                format!(
+                    "{:?} carries {size} bytes of user metadata with ossbridge's records; S3 allows \
+                     {S3_USER_METADATA_LIMIT} (OSS allows 8 KiB); shorten it at the source or set \
+                     copy.copy_metadata = false",
+                    source.key
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn copied(bytes: u64, parts_uploaded: usize, parts_reused: usize) -> Outcome {
+    Outcome::Copied {
+        bytes,
+        parts_uploaded,
+        parts_reused,
+    }
+}
