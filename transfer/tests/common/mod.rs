@@ -1,7 +1,10 @@
-//! A transfer worker against moto: an "OSS" source bucket behind an
-//! OSS-like proxy (CRC-64 headers, fault injection), a destination bucket
-//! behind a counting proxy, a queue with a dead-letter queue, and the OSS
-//! keys in SSM. The worker runs in-process (`run_with`) or as the binary.
+//! A transfer worker against moto: an "OSS" source bucket behind the test
+//! kit's OSS-faithful proxy (virtual-hosted-style only, OSS ETags and
+//! object types, CRC-64 headers, fault injection), a destination bucket
+//! behind its S3-faithful proxy (conditional writes, counting), a queue
+//! with a dead-letter queue, and the OSS keys in SSM. The worker runs
+//! in-process (`run_with`) or as the binary. Helpers that write the source
+//! (`put_source`, `put_many`) go to moto directly, not through the proxy.
 
 #![allow(dead_code)]
 
@@ -103,14 +106,16 @@ impl Rig {
         })
     }
 
-    /// The worker's configuration; `extra` is appended (tables only).
+    /// The worker's configuration; `extra` is appended (tables only). The
+    /// source is addressed virtual-hosted-style, as OSS requires (the
+    /// proxy refuses path-style requests).
     pub fn config_toml(&self, extra: &str) -> String {
         format!(
             "queue_url = \"{queue}\"\n\
              [log]\nformat = \"json\"\nlevel = \"info\"\n\
              [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{aws}\"\n\
              [source]\nbucket = \"{src}\"\nendpoint_url = \"{src_ep}\"\nregion = \"us-east-1\"\n\
-             credentials_parameter = \"{param}\"\nforce_path_style = true\ncredentials_refresh_secs = 600\n\
+             credentials_parameter = \"{param}\"\nforce_path_style = false\ncredentials_refresh_secs = 600\n\
              [destination]\nbucket = \"{dst}\"\nendpoint_url = \"{dst_ep}\"\nforce_path_style = true\n{extra}",
             queue = self.queue_url,
             aws = self.emulator.endpoint(),
@@ -383,7 +388,9 @@ impl Rig {
 
     /// Puts `(key, bytes, metadata)` objects into `bucket` directly (not
     /// through a proxy), `concurrency` at a time; returns each key's ETag
-    /// (unquoted).
+    /// (unquoted) as the product sees it: for the source bucket, read
+    /// through the OSS proxy, OSS's form of a PutObject ETag (the MD5 in
+    /// upper case).
     pub async fn put_many(
         &self,
         bucket: &str,
@@ -408,7 +415,12 @@ impl Rig {
                     .send()
                     .await
                     .with_context(|| format!("put {key}"))?;
-                let etag = out.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+                let etag = out.e_tag().unwrap_or_default().trim_matches('"');
+                let etag = if bucket == self.source_bucket {
+                    etag.to_ascii_uppercase()
+                } else {
+                    etag.to_owned()
+                };
                 Ok((key, etag))
             })
             .buffer_unordered(concurrency)
