@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result, ensure};
 use aws_sdk_s3::config::{Credentials, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use crc_fast::CrcAlgorithm;
 use md5::{Digest, Md5};
+use ossbridge_testkit::aws::put_one_part_multipart;
 use ossbridge_testkit::{Emulator, LocalAws, S3Proxy, unique_name};
 
 /// One emulator for this file's tests (it exits with the test process);
@@ -131,43 +131,13 @@ impl Oss {
     /// Creates `key` as a one-part multipart upload through the proxy;
     /// returns the ETag CompleteMultipartUpload answered.
     pub async fn put_multipart(&self, key: &str, bytes: Vec<u8>) -> Result<String> {
-        let upload = self
-            .s3
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await?;
-        let id = upload.upload_id().context("upload id")?;
-        let part = self
-            .s3
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(id)
-            .part_number(1)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await?;
-        let etag = part.e_tag().context("part ETag")?;
+        let put = put_one_part_multipart(&self.s3, &self.bucket, key, bytes).await?;
         ensure!(
-            etag == etag.to_uppercase(),
-            "OSS part ETags are upper case: {etag}"
+            put.part_etag == put.part_etag.to_uppercase(),
+            "OSS part ETags are upper case: {}",
+            put.part_etag
         );
-        let done = self
-            .s3
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
-                    .build(),
-            )
-            .send()
-            .await?;
-        Ok(done.e_tag().context("ETag")?.trim_matches('"').to_owned())
+        Ok(put.etag.trim_matches('"').to_owned())
     }
 }
 

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use aws_sdk_s3::primitives::ByteStream;
 use ossbridge_runtime::parse_toml;
 use ossbridge_testkit::pipeline::{Names, Resources};
@@ -177,6 +177,31 @@ impl Rig {
 
     pub async fn put_source(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         self.aws.put_object(&self.source_bucket, key, bytes).await
+    }
+
+    /// Puts a source object by a one-part multipart upload (to moto
+    /// directly): through the OSS proxy it is a `Multipart` object, whose
+    /// ETag is MD5-shaped but not the MD5.
+    pub async fn put_source_multipart(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        ossbridge_testkit::aws::put_one_part_multipart(
+            &self.aws.s3,
+            &self.source_bucket,
+            key,
+            bytes,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Appends to a source object through the OSS proxy's AppendObject
+    /// (position 0 creates an `Appendable` object).
+    pub async fn append_source(&self, key: &str, position: u64, bytes: Vec<u8>) -> Result<()> {
+        let appended = self
+            .source
+            .append(&self.source_bucket, key, position, bytes, &[])
+            .await?;
+        ensure!(appended.status == 200, "append {key}: {appended:?}");
+        Ok(())
     }
 
     pub async fn delete_source(&self, key: &str) -> Result<()> {
