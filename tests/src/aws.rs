@@ -257,3 +257,62 @@ impl LocalAws {
         Ok(())
     }
 }
+
+/// What a one-part multipart upload answered: the part's ETag and the
+/// object's, as the server wrote them.
+#[derive(Debug, Clone)]
+pub struct MultipartPut {
+    pub part_etag: String,
+    pub etag: String,
+}
+
+/// Writes `bucket/key` by a one-part multipart upload with `s3` (any
+/// client: the emulator's, or one through a proxy), so the object is a
+/// multipart object without the 5 MiB minimum of a non-last part.
+pub async fn put_one_part_multipart(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    bytes: Vec<u8>,
+) -> Result<MultipartPut> {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .with_context(|| format!("CreateMultipartUpload {key}"))?;
+    let id = upload.upload_id().context("no upload id")?;
+    let part = s3
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .with_context(|| format!("UploadPart {key}"))?;
+    let part_etag = part.e_tag().context("part without ETag")?.to_owned();
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(&part_etag)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .with_context(|| format!("CompleteMultipartUpload {key}"))?;
+    let etag = done.e_tag().context("no ETag")?.to_owned();
+    Ok(MultipartPut { part_etag, etag })
+}

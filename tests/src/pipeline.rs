@@ -1,6 +1,7 @@
-//! The whole local pipeline: emulator, a source ("OSS") bucket, a
-//! destination bucket, a queue with its dead-letter queue, the OSS keys in
-//! SSM, the gateway and (optionally) the transfer service.
+//! The whole local pipeline: emulator, a source ("OSS") bucket that the
+//! transfer reads through the OSS-faithful proxy, a destination bucket, a
+//! queue with its dead-letter queue, the OSS keys in SSM, the gateway and
+//! (optionally) the transfer service.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::aws::{LocalAws, unique_name};
 use crate::emulator::Emulator;
+use crate::s3_proxy::S3Proxy;
 use crate::services::Service;
 use crate::webhook::{self, Signer};
 use crate::{TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY};
@@ -76,6 +78,9 @@ impl Resources {
 #[derive(Debug)]
 pub struct Pipeline {
     pub emulator: Emulator,
+    /// OSS as the transfer sees it: virtual-hosted-style, OSS ETags and
+    /// headers. Tests write the source bucket through `aws` (moto).
+    pub source: S3Proxy,
     pub aws: LocalAws,
     pub source_bucket: String,
     pub destination_bucket: String,
@@ -118,8 +123,10 @@ impl Pipeline {
         } = Resources::create(&aws, names, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_SECS).await?;
         let source_id = "media-prod".to_owned();
         let signer = Signer::generate(&unique_name("secret"));
+        let source = S3Proxy::start_oss(&emulator.endpoint()).await?;
         let mut pipeline = Pipeline {
             emulator,
+            source,
             aws,
             source_bucket,
             destination_bucket,
@@ -190,14 +197,14 @@ impl Pipeline {
              [log]\nformat = \"json\"\nlevel = \"info\"\n\
              {aws}\
              [source]\nbucket = {src}\nendpoint_url = {endpoint}\nregion = {region}\n\
-             credentials_parameter = {param}\nforce_path_style = true\n\
+             credentials_parameter = {param}\nforce_path_style = false\n\
              [destination]\nbucket = {dst}\nforce_path_style = true\n\
              [metrics]\nlisten = \"127.0.0.1:0\"\n\
              [worker]\nvisibility_timeout_secs = 30\n{extra}",
             queue = toml_str(&self.queue_url),
             aws = self.aws_section(),
             src = toml_str(&self.source_bucket),
-            endpoint = toml_str(&self.emulator.endpoint()),
+            endpoint = toml_str(&self.source.endpoint()),
             region = toml_str(TEST_REGION),
             param = toml_str(&self.parameter),
             dst = toml_str(&self.destination_bucket),

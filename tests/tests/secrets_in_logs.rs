@@ -20,7 +20,7 @@ use md5::{Digest, Md5};
 use ossbridge_testkit::pipeline::{Names, Resources};
 use ossbridge_testkit::tools::{self, CertServer};
 use ossbridge_testkit::webhook::{Signer, now};
-use ossbridge_testkit::{Emulator, LocalAws, Service, TEST_REGION, fixtures, unique_name};
+use ossbridge_testkit::{Emulator, LocalAws, S3Proxy, Service, TEST_REGION, fixtures, unique_name};
 use serde_json::Value;
 
 // Printable, so a raw leak of the Standard Webhooks key bytes is visible.
@@ -118,14 +118,16 @@ async fn no_secret_reaches_trace_logs_of_either_service() -> Result<()> {
         &env,
     )
     .await?;
+    // The source as OSS: virtual-hosted-style, OSS's headers.
+    let source = S3Proxy::start_oss(&emulator.endpoint()).await?;
     let transfer_config = format!(
         "queue_url = {queue}\n[log]\nformat = \"json\"\nlevel = \"trace\"\n{aws_section}\
          [source]\nbucket = {src}\nendpoint_url = {endpoint}\nregion = {region}\n\
-         credentials_parameter = {param}\nforce_path_style = true\n\
+         credentials_parameter = {param}\nforce_path_style = false\n\
          [destination]\nbucket = {dst}\nforce_path_style = true\n\
          [metrics]\nlisten = \"127.0.0.1:0\"\n[worker]\nvisibility_timeout_secs = 30\n",
         src = toml_str(&res.source_bucket),
-        endpoint = toml_str(&emulator.endpoint()),
+        endpoint = toml_str(&source.endpoint()),
         region = toml_str(TEST_REGION),
         param = toml_str(&res.parameter),
         dst = toml_str(&res.destination_bucket),

@@ -1,14 +1,17 @@
-//! A transfer worker against moto: an "OSS" source bucket behind an
-//! OSS-like proxy (CRC-64 headers, fault injection), a destination bucket
-//! behind a counting proxy, a queue with a dead-letter queue, and the OSS
-//! keys in SSM. The worker runs in-process (`run_with`) or as the binary.
+//! A transfer worker against moto: an "OSS" source bucket behind the test
+//! kit's OSS-faithful proxy (virtual-hosted-style only, OSS ETags and
+//! object types, CRC-64 headers, fault injection), a destination bucket
+//! behind its S3-faithful proxy (conditional writes, counting), a queue
+//! with a dead-letter queue, and the OSS keys in SSM. The worker runs
+//! in-process (`run_with`) or as the binary. Helpers that write the source
+//! (`put_source`, `put_many`) go to moto directly, not through the proxy.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use aws_sdk_s3::primitives::ByteStream;
 use ossbridge_runtime::parse_toml;
 use ossbridge_testkit::pipeline::{Names, Resources};
@@ -103,14 +106,16 @@ impl Rig {
         })
     }
 
-    /// The worker's configuration; `extra` is appended (tables only).
+    /// The worker's configuration; `extra` is appended (tables only). The
+    /// source is addressed virtual-hosted-style, as OSS requires (the
+    /// proxy refuses path-style requests).
     pub fn config_toml(&self, extra: &str) -> String {
         format!(
             "queue_url = \"{queue}\"\n\
              [log]\nformat = \"json\"\nlevel = \"info\"\n\
              [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{aws}\"\n\
              [source]\nbucket = \"{src}\"\nendpoint_url = \"{src_ep}\"\nregion = \"us-east-1\"\n\
-             credentials_parameter = \"{param}\"\nforce_path_style = true\ncredentials_refresh_secs = 600\n\
+             credentials_parameter = \"{param}\"\nforce_path_style = false\ncredentials_refresh_secs = 600\n\
              [destination]\nbucket = \"{dst}\"\nendpoint_url = \"{dst_ep}\"\nforce_path_style = true\n{extra}",
             queue = self.queue_url,
             aws = self.emulator.endpoint(),
@@ -172,6 +177,31 @@ impl Rig {
 
     pub async fn put_source(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         self.aws.put_object(&self.source_bucket, key, bytes).await
+    }
+
+    /// Puts a source object by a one-part multipart upload (to moto
+    /// directly): through the OSS proxy it is a `Multipart` object, whose
+    /// ETag is MD5-shaped but not the MD5.
+    pub async fn put_source_multipart(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        ossbridge_testkit::aws::put_one_part_multipart(
+            &self.aws.s3,
+            &self.source_bucket,
+            key,
+            bytes,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Appends to a source object through the OSS proxy's AppendObject
+    /// (position 0 creates an `Appendable` object).
+    pub async fn append_source(&self, key: &str, position: u64, bytes: Vec<u8>) -> Result<()> {
+        let appended = self
+            .source
+            .append(&self.source_bucket, key, position, bytes, &[])
+            .await?;
+        ensure!(appended.status == 200, "append {key}: {appended:?}");
+        Ok(())
     }
 
     pub async fn delete_source(&self, key: &str) -> Result<()> {
@@ -383,7 +413,9 @@ impl Rig {
 
     /// Puts `(key, bytes, metadata)` objects into `bucket` directly (not
     /// through a proxy), `concurrency` at a time; returns each key's ETag
-    /// (unquoted).
+    /// (unquoted) as the product sees it: for the source bucket, read
+    /// through the OSS proxy, OSS's form of a PutObject ETag (the MD5 in
+    /// upper case).
     pub async fn put_many(
         &self,
         bucket: &str,
@@ -408,7 +440,12 @@ impl Rig {
                     .send()
                     .await
                     .with_context(|| format!("put {key}"))?;
-                let etag = out.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+                let etag = out.e_tag().unwrap_or_default().trim_matches('"');
+                let etag = if bucket == self.source_bucket {
+                    etag.to_ascii_uppercase()
+                } else {
+                    etag.to_owned()
+                };
                 Ok((key, etag))
             })
             .buffer_unordered(concurrency)
