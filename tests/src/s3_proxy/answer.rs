@@ -150,7 +150,7 @@ async fn get_faults(state: &State, path: &str, body: Body) -> Result<Body> {
         false => body,
     };
     Ok(match trickle {
-        Some(over) => faults::trickle(body, over).await?,
+        Some(trickle) => faults::trickle(body, trickle).await?,
         None => body,
     })
 }

@@ -18,7 +18,6 @@ use anyhow::{Context, Result};
 use bytes::{Bytes, BytesMut};
 use crc_fast::CrcAlgorithm;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName};
 use hyper::{Response, StatusCode};
 
@@ -92,7 +91,7 @@ pub(super) async fn serve(
     path: &str,
     query: &str,
     headers: &HeaderMap,
-    body: Incoming,
+    body: super::Body,
 ) -> Result<Response<Body>> {
     let Some(position) = param(query, "position").and_then(|p| p.parse::<u64>().ok()) else {
         return Ok(errors::oss(

@@ -13,12 +13,15 @@ use hyper::body::Frame;
 
 use super::Body;
 
-/// A GET answered at once whose body is delivered over `over`.
+/// A GET answered at once whose body is delivered over `over`, after
+/// `hold` opens if there is one.
 #[derive(Debug, Clone)]
 pub(super) struct Trickle {
     pub over: Duration,
     /// Only this object (`/bucket/key`), or every GET.
     pub only: Option<String>,
+    /// While `false`, the body advances a byte at a time.
+    pub hold: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +41,8 @@ pub(super) struct Faults {
     /// Upcoming conditional writes answered 409 ConditionalRequestConflict.
     pub conflicts: u64,
     pub trickle: Option<Trickle>,
+    /// Opens the hold of [`Trickle::hold`].
+    pub release: Option<tokio::sync::watch::Sender<bool>>,
     /// Faults injected so far, by kind.
     pub injected: HashMap<&'static str, u64>,
 }
@@ -63,15 +68,16 @@ impl Faults {
         *self.injected.entry(kind).or_insert(0) += 1;
     }
 
-    /// How long to trickle a GET of `path`, if at all (counted).
-    pub fn trickle_for(&mut self, path: &str) -> Option<Duration> {
+    /// How to trickle a GET of `path`, if at all (counted).
+    pub fn trickle_for(&mut self, path: &str) -> Option<Trickle> {
         let trickle = self.trickle.as_ref()?;
-        if trickle.over.is_zero() || trickle.only.as_deref().is_some_and(|p| p != path) {
+        let idle = trickle.over.is_zero() && trickle.hold.is_none();
+        if idle || trickle.only.as_deref().is_some_and(|p| p != path) {
             return None;
         }
-        let over = trickle.over;
+        let trickle = trickle.clone();
         self.count("trickled");
-        Some(over)
+        Some(trickle)
     }
 }
 
@@ -106,22 +112,39 @@ pub(super) fn corrupt(body: Body) -> Body {
 
 /// Slices in which a trickled body is delivered.
 const TRICKLE_SLICES: u32 = 20;
+/// While held, a byte this often: a client's stalled-stream protection
+/// (the AWS SDK's fails a download that stalls for 5 s) sees progress.
+const HELD_BYTE_EVERY: Duration = Duration::from_millis(500);
 
 /// The body read from the emulator at once (so the emulator, which
 /// serves one request at a time, is free and the bytes are the version
-/// current now), then delivered in slices spread over `over`.
-pub(super) async fn trickle(body: Body, over: Duration) -> Result<Body, hyper::Error> {
+/// current now), then, while held, a byte at a time (never the last), and
+/// the rest in slices spread over `over`.
+pub(super) async fn trickle(body: Body, trickle: Trickle) -> Result<Body, hyper::Error> {
     let bytes = body.collect().await?.to_bytes();
     let slice = bytes.len().div_ceil(TRICKLE_SLICES as usize).max(1);
-    let pause = over / TRICKLE_SLICES;
-    let chunks: Vec<Bytes> = (0..bytes.len())
-        .step_by(slice)
-        .map(|start| bytes.slice(start..(start + slice).min(bytes.len())))
-        .collect();
-    let stream = futures::stream::unfold(chunks.into_iter(), move |mut rest| async move {
-        let chunk = rest.next()?;
-        tokio::time::sleep(pause).await;
-        Some((Ok::<_, hyper::Error>(Frame::data(chunk)), rest))
+    let pause = trickle.over / TRICKLE_SLICES;
+    let start = (bytes, 0usize, trickle.hold);
+    let stream = futures::stream::unfold(start, move |(bytes, sent, mut hold)| async move {
+        if sent >= bytes.len() {
+            return None;
+        }
+        let held = hold.as_ref().is_some_and(|h| !*h.borrow());
+        let end = if held && sent + 1 < bytes.len() {
+            if let Some(h) = hold.as_mut() {
+                // Wakes early when released.
+                let _ = tokio::time::timeout(HELD_BYTE_EVERY, h.changed()).await;
+            }
+            sent + 1
+        } else {
+            tokio::time::sleep(pause).await;
+            (sent + slice).min(bytes.len())
+        };
+        let chunk = bytes.slice(sent..end);
+        Some((
+            Ok::<_, hyper::Error>(Frame::data(chunk)),
+            (bytes, end, hold),
+        ))
     });
     Ok(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
 }

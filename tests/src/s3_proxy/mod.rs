@@ -230,13 +230,52 @@ impl S3Proxy {
     /// Answers every GET at once (the version current then) but delivers
     /// its body over `over`; `Duration::ZERO` stops trickling.
     pub fn trickle_gets(&self, over: Duration) {
-        self.faults(|f| f.trickle = Some(Trickle { over, only: None }));
+        self.faults(|f| {
+            f.trickle = Some(Trickle {
+                over,
+                only: None,
+                hold: None,
+            })
+        });
     }
 
     /// [`S3Proxy::trickle_gets`] for GETs of `bucket/key` only.
     pub fn trickle_gets_of(&self, bucket: &str, key: &str, over: Duration) {
         let only = Some(route::object_path(bucket, key));
-        self.faults(|f| f.trickle = Some(Trickle { over, only }));
+        self.faults(|f| {
+            f.trickle = Some(Trickle {
+                over,
+                only,
+                hold: None,
+            })
+        });
+    }
+
+    /// Holds GETs of `bucket/key`: each is answered at once (the version
+    /// current then), then its body advances a byte at a time, never to
+    /// its end, until [`S3Proxy::release_held_gets`]. Makes "this copy is
+    /// still reading the old version" a fact rather than a race.
+    pub fn hold_gets_of(&self, bucket: &str, key: &str) {
+        let only = Some(route::object_path(bucket, key));
+        let (open, hold) = tokio::sync::watch::channel(false);
+        self.faults(|f| {
+            f.trickle = Some(Trickle {
+                over: Duration::ZERO,
+                only,
+                hold: Some(hold),
+            });
+            f.release = Some(open);
+        });
+    }
+
+    /// Lets held GET bodies (and later GETs) through at full speed.
+    pub fn release_held_gets(&self) {
+        self.faults(|f| {
+            if let Some(open) = f.release.take() {
+                let _ = open.send(true);
+            }
+            f.trickle = None;
+        });
     }
 
     /// Answers the next `count` conditional writes (S3 mode) with 409

@@ -143,6 +143,14 @@ async fn serve(
     if op == "GetObject" && !get_delay.is_zero() {
         tokio::time::sleep(get_delay).await;
     }
+    // S3 decides a conditional write when the upload completes, not when
+    // it starts: a slow PUT must not keep a fast one waiting, nor be
+    // judged on what the key held when its first byte arrived. So a
+    // write's body is received whole before the key's lock is taken.
+    let body: Body = match route::is_write(op) {
+        true => full(body.collect().await?.to_bytes()),
+        false => body.boxed(),
+    };
     // Held until the emulator has answered (and the answer's bookkeeping
     // is done), not while a body streams back to the client.
     let _write_lock = match route::is_write(op) {
@@ -167,7 +175,7 @@ async fn serve(
     }
     let body = match oss {
         true => to_emulator(state, op, &path, &mut parts.headers, body).await?,
-        false => body.boxed(),
+        false => body,
     };
     let upstream = state
         .upstream
@@ -187,7 +195,7 @@ async fn to_emulator(
     op: &str,
     path: &str,
     headers: &mut HeaderMap,
-    body: Incoming,
+    body: Body,
 ) -> Result<Body> {
     match op {
         "GetObject" | "HeadObject" => {
@@ -197,7 +205,7 @@ async fn to_emulator(
                     headers.insert(name, translated.parse()?);
                 }
             }
-            Ok(body.boxed())
+            Ok(body)
         }
         "CompleteMultipartUpload" => {
             let xml = body.collect().await?.to_bytes();
@@ -205,6 +213,6 @@ async fn to_emulator(
             headers.insert(hyper::header::CONTENT_LENGTH, xml.len().into());
             Ok(full(xml))
         }
-        _ => Ok(body.boxed()),
+        _ => Ok(body),
     }
 }
