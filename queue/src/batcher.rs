@@ -106,17 +106,23 @@ impl<C: BatchCall> Batcher<C> {
         Completion(completion)
     }
 
+    /// Queues every item (so they can share calls); the completions are in
+    /// the items' order.
+    pub async fn submit_many(&self, items: impl IntoIterator<Item = C::Item>) -> Vec<Completion> {
+        let mut completions = Vec::new();
+        for item in items {
+            completions.push(self.submit(item).await);
+        }
+        completions
+    }
+
     /// Queues every item and resolves once all are done, or with the first
     /// failure (in submission order). The caller bounds the wait.
     pub async fn submit_all(
         &self,
         items: impl IntoIterator<Item = C::Item>,
     ) -> Result<(), BatchError> {
-        let mut completions = Vec::new();
-        for item in items {
-            completions.push(self.submit(item).await);
-        }
-        for completion in completions {
+        for completion in self.submit_many(items).await {
             completion.await?;
         }
         Ok(())
