@@ -178,7 +178,7 @@ impl Consumer {
             };
             heartbeat.cancel();
             match outcome {
-                Some(Ok(())) => deleter.delete(receipt),
+                Some(Ok(())) => deleter.delete(receipt).await,
                 Some(Err(Failure::Unparseable(why))) => {
                     telemetry::message("unparseable");
                     tracing::error!(event = "message_unparseable", error = %why, "leaving it for the dead-letter queue");
