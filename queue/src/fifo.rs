@@ -46,24 +46,6 @@ pub fn is_valid_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ossbridge_message::{CONTRACT_VERSION, Operation};
-
-    fn message(bucket: &str, key: &str, idempotency_key: &str) -> QueueMessage {
-        QueueMessage {
-            key: key.to_owned(),
-            size: 1,
-            version: CONTRACT_VERSION,
-            op: Operation::Copy,
-            bucket: bucket.to_owned(),
-            region: "cn-hangzhou".to_owned(),
-            e_tag: "e".to_owned(),
-            event_name: "ObjectCreated:PutObject".to_owned(),
-            event_time: String::new(),
-            request_id: "r".to_owned(),
-            source_id: "s".to_owned(),
-            idempotency_key: idempotency_key.to_owned(),
-        }
-    }
 
     #[test]
     fn only_fifo_urls_are_fifo() {
@@ -97,7 +79,12 @@ mod tests {
     #[test]
     fn the_deduplication_id_is_the_idempotency_key() {
         let key = ossbridge_message::idempotency_key("b", "k", "e", "ObjectCreated:PutObject", "r");
-        let m = message("b", "k", &key);
+        let body = format!(
+            r#"{{"key":"k","size":1,"version":1,"op":"copy","bucket":"b","region":"",
+                "eTag":"e","eventName":"ObjectCreated:PutObject","eventTime":"",
+                "idempotencyKey":"{key}"}}"#
+        );
+        let m = QueueMessage::from_body(&body).expect("message");
         assert_eq!(deduplication_id(&m), key);
         assert!(is_valid_id(&deduplication_id(&m)));
     }
