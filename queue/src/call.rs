@@ -1,7 +1,10 @@
 //! What the batcher needs of an SQS batch operation: how big an item is,
 //! what is refused before sending, and one call's per-entry outcomes.
 
+use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchOutput;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::BatchResultErrorEntry;
+use ossbridge_runtime::error_chain;
 
 use crate::error::BatchError;
 
@@ -46,9 +49,54 @@ pub enum EntryOutcome {
     Unanswered,
 }
 
+/// What SQS answers to a batch call: the ids of the entries it did, and
+/// those it failed.
+pub(crate) trait BatchResponse {
+    fn successful_ids(&self) -> impl Iterator<Item = &str>;
+    fn failed_entries(&self) -> &[BatchResultErrorEntry];
+}
+
+impl BatchResponse for SendMessageBatchOutput {
+    fn successful_ids(&self) -> impl Iterator<Item = &str> {
+        self.successful().iter().map(|s| s.id())
+    }
+
+    fn failed_entries(&self) -> &[BatchResultErrorEntry] {
+        self.failed()
+    }
+}
+
+impl BatchResponse for DeleteMessageBatchOutput {
+    fn successful_ids(&self) -> impl Iterator<Item = &str> {
+        self.successful().iter().map(|s| s.id())
+    }
+
+    fn failed_entries(&self) -> &[BatchResultErrorEntry] {
+        self.failed()
+    }
+}
+
+/// Awaits a call of `n` entries (ids = indices) and reads each entry's
+/// outcome from the answer; `Err` when the call itself failed.
+pub(crate) async fn answered<R, E>(
+    n: usize,
+    sent: impl Future<Output = Result<R, E>>,
+) -> Result<Vec<EntryOutcome>, String>
+where
+    R: BatchResponse,
+    E: std::error::Error + 'static,
+{
+    let response = sent.await.map_err(|e| error_chain(&e))?;
+    Ok(outcomes(
+        n,
+        response.successful_ids(),
+        response.failed_entries(),
+    ))
+}
+
 /// The outcomes of `n` entries whose ids are their indices, from a batch
 /// response's successful ids and failed entries.
-pub(crate) fn outcomes<'a>(
+fn outcomes<'a>(
     n: usize,
     successful: impl IntoIterator<Item = &'a str>,
     failed: &[BatchResultErrorEntry],

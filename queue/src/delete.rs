@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
-use ossbridge_runtime::error_chain;
 use tokio::task::JoinHandle;
 
 use crate::batcher::Batcher;
-use crate::call::{BatchCall, EntryOutcome, outcomes, sealed};
+use crate::call::{BatchCall, EntryOutcome, answered, sealed};
 use crate::error::BatchError;
 use crate::observer::BatchObserver;
 use crate::settings::BatchSettings;
@@ -65,16 +64,13 @@ impl BatchCall for DeleteMessages {
                     .map_err(|e| e.to_string())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let output = self
+        let sent = self
             .client
             .delete_message_batch()
             .queue_url(&self.queue_url)
             .set_entries(Some(requests))
-            .send()
-            .await
-            .map_err(|e| error_chain(&e))?;
-        let successful = output.successful().iter().map(|s| s.id());
-        let mut result = outcomes(n, successful, output.failed());
+            .send();
+        let mut result = answered(n, sent).await?;
         for outcome in &mut result {
             if let EntryOutcome::Failed {
                 code, sender_fault, ..

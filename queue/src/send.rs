@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::Message;
-use ossbridge_runtime::error_chain;
 use tokio::task::JoinHandle;
 
 use crate::batcher::Batcher;
-use crate::call::{BatchCall, EntryOutcome, outcomes, sealed};
+use crate::call::{BatchCall, EntryOutcome, answered, sealed};
 use crate::entry::Entry;
 use crate::error::BatchError;
 use crate::fifo;
@@ -79,16 +78,13 @@ impl BatchCall for SendMessages {
             .enumerate()
             .map(|(i, entry)| entry.to_request(i, self.fifo))
             .collect::<Result<Vec<_>, _>>()?;
-        let output = self
+        let sent = self
             .client
             .send_message_batch()
             .queue_url(&self.queue_url)
             .set_entries(Some(requests))
-            .send()
-            .await
-            .map_err(|e| error_chain(&e))?;
-        let successful = output.successful().iter().map(|s| s.id());
-        Ok(outcomes(n, successful, output.failed()))
+            .send();
+        answered(n, sent).await
     }
 }
 
