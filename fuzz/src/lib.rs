@@ -18,13 +18,13 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use ossbridge_gateway::batcher::Batcher;
 use ossbridge_gateway::body::{self, MnsPolicy};
 use ossbridge_gateway::config::{
     BodyFormat, DedupConfig, FilterConfig, HmacAlgorithm, MnsConfig, Secrets, SourceConfig,
     SqsConfig, VerifierConfig,
 };
 use ossbridge_gateway::dedup::Dedup;
+use ossbridge_gateway::enqueue::Batcher;
 use ossbridge_gateway::health::SqsHealth;
 use ossbridge_gateway::normalize::Normalizer;
 use ossbridge_gateway::pipeline::Pipeline;

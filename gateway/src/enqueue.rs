@@ -1,34 +1,44 @@
 //! The SQS side of the gateway: the client (timeouts sized to the enqueue
-//! deadline), how a queue message becomes a SendMessageBatch entry, and
-//! the errors of getting it there.
+//! deadline), one batcher per queue (the shared `ossbridge-queue` sender,
+//! watched by the readiness flag and the metrics), and the errors of
+//! getting messages there.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use ossbridge_message::QueueMessage;
+use ossbridge_queue::{
+    BatchError, BatchObserver, BatchSender, BatchSettings, CallOutcome, CallReport, Entry,
+};
+use tokio::task::JoinHandle;
+
+use crate::config::SqsConfig;
+use crate::health::SqsHealth;
+use crate::telemetry;
+
+/// Messages waiting for a batch, per queue; beyond this, requests wait
+/// (back-pressure) until their request deadline.
+const QUEUE_CAPACITY: usize = 16_384;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EnqueueError {
     #[error("SQS did not accept the messages within {0:?}")]
     Timeout(Duration),
-    #[error("SQS request failed: {0}")]
-    Unavailable(String),
-    #[error("SQS entry still failing after {attempts} attempts: {code}")]
-    EntryFailed { code: String, attempts: u32 },
-    #[error("SQS rejected a message: {code}: {message}")]
-    Rejected { code: String, message: String },
-    #[error("the gateway is shutting down")]
-    ShuttingDown,
+    #[error(transparent)]
+    Queue(#[from] BatchError),
 }
 
 impl EnqueueError {
     /// Everything but a message SQS refuses as malformed is worth a retry.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, EnqueueError::Rejected { .. })
+        match self {
+            EnqueueError::Timeout(_) => true,
+            EnqueueError::Queue(e) => e.is_retryable(),
+        }
     }
 }
 
@@ -53,49 +63,61 @@ pub fn client(sdk: &SdkConfig, deadline: Duration) -> Client {
     Client::from_conf(config)
 }
 
-/// A message ready for SendMessageBatch (the entry id is assigned per
-/// batch).
+/// The batcher of one queue: concurrent requests' messages share
+/// SendMessageBatch calls (see `ossbridge_queue::Batcher`). Cloning it is
+/// cheap; when every clone is dropped the batcher sends what it holds and
+/// its task ends.
 #[derive(Debug, Clone)]
-pub struct Prepared {
-    pub body: String,
-    pub group_id: Option<String>,
-    pub deduplication_id: Option<String>,
+pub struct Batcher {
+    sender: BatchSender,
 }
 
-impl Prepared {
-    pub fn new(message: &QueueMessage, fifo: bool) -> Prepared {
-        Prepared {
-            body: message.to_body(),
-            // One group per object keeps each key's events in order while
-            // different keys proceed in parallel; the content-derived key
-            // makes SQS drop duplicates within its 5-minute window. Group
-            // ids are limited to 128 characters, keys are not: hash them.
-            group_id: fifo.then(|| {
-                ossbridge_message::idempotency_key(&message.bucket, &message.key, "", "", "")
-            }),
-            deduplication_id: fifo.then(|| message.idempotency_key.clone()),
-        }
+impl Batcher {
+    pub fn spawn(
+        client: Client,
+        queue_url: String,
+        config: &SqsConfig,
+        health: Arc<SqsHealth>,
+    ) -> (Batcher, JoinHandle<()>) {
+        let settings = BatchSettings {
+            linger: Duration::from_millis(config.batch_linger_ms),
+            max_entries: config.max_batch_entries,
+            max_bytes: config.max_batch_bytes,
+            max_in_flight: config.max_in_flight_batches,
+            entry_attempts: config.entry_attempts,
+            // Retries must fit the enqueue deadline (3 s by default).
+            first_retry_delay: Duration::from_millis(40),
+            max_retry_delay: Duration::from_millis(640),
+            capacity: QUEUE_CAPACITY,
+        };
+        let watch = Arc::new(Watch { health });
+        let (sender, task) = BatchSender::spawn(client, queue_url, &settings, watch);
+        (Batcher { sender }, task)
     }
 
-    pub fn size(&self) -> usize {
-        self.body.len()
-    }
-
-    pub fn entry(&self, id: usize) -> Result<SendMessageBatchRequestEntry, EnqueueError> {
-        SendMessageBatchRequestEntry::builder()
-            .id(id.to_string())
-            .message_body(&self.body)
-            .set_message_group_id(self.group_id.clone())
-            .set_message_deduplication_id(self.deduplication_id.clone())
-            .build()
-            .map_err(|e| EnqueueError::Rejected {
-                code: "InvalidEntry".into(),
-                message: e.to_string(),
-            })
+    /// Resolves once SQS has accepted every message, or with the first
+    /// failure. On a FIFO queue each message is grouped by object and
+    /// deduplicated by its idempotency key. The caller bounds the wait.
+    pub async fn send(&self, messages: &[QueueMessage]) -> Result<(), EnqueueError> {
+        let entries = messages.iter().map(Entry::for_message);
+        Ok(self.sender.submit_all(entries).await?)
     }
 }
 
-/// Whether a queue URL names a FIFO queue.
-pub fn is_fifo(queue_url: &str) -> bool {
-    queue_url.ends_with(".fifo")
+/// Batch outcomes drive readiness (SQS answering or not) and the batch
+/// metrics.
+#[derive(Debug)]
+struct Watch {
+    health: Arc<SqsHealth>,
+}
+
+impl BatchObserver for Watch {
+    fn call_finished(&self, report: &CallReport) {
+        self.health.set(report.outcome != CallOutcome::Error);
+        telemetry::batch_sent(report.entries, report.seconds, report.outcome.as_str());
+    }
+
+    fn entries_retried(&self, count: usize) {
+        telemetry::entries_retried(count);
+    }
 }

@@ -8,7 +8,6 @@
 
 pub mod admin;
 pub mod archive;
-pub mod batcher;
 pub mod body;
 pub mod config;
 pub mod dedup;
@@ -89,14 +88,14 @@ pub async fn serve(
     let certs = Arc::new(CertStore::new(&config.mns)?);
     let health = health::SqsHealth::new();
 
-    let mut batchers: HashMap<String, batcher::Batcher> = HashMap::new();
+    let mut batchers: HashMap<String, enqueue::Batcher> = HashMap::new();
     let mut batcher_tasks: Vec<JoinHandle<()>> = Vec::new();
     let mut sources = HashMap::new();
     for (id, source_config) in &config.sources {
         let batcher = batchers
             .entry(source_config.queue_url.clone())
             .or_insert_with(|| {
-                let (batcher, task) = batcher::Batcher::spawn(
+                let (batcher, task) = enqueue::Batcher::spawn(
                     sqs.clone(),
                     source_config.queue_url.clone(),
                     &config.sqs,
@@ -212,7 +211,7 @@ pub async fn serve(
 async fn build_source(
     id: &str,
     config: &SourceConfig,
-    batcher: batcher::Batcher,
+    batcher: enqueue::Batcher,
     ssm: &aws_sdk_ssm::Client,
     certs: &Arc<CertStore>,
 ) -> Result<Source, ConfigError> {

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use ossbridge_message::{OssEvent, QueueMessage};
 
-use crate::batcher::Batcher;
 use crate::dedup::Dedup;
-use crate::enqueue::EnqueueError;
+use crate::enqueue::{Batcher, EnqueueError};
 use crate::normalize::Normalizer;
 use crate::telemetry;
 

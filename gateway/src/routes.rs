@@ -19,10 +19,10 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::archive::{self, Archiver};
-use crate::batcher::Batcher;
 use crate::body::{self, MnsPolicy};
 use crate::config::BodyFormat;
 use crate::dedup::Dedup;
+use crate::enqueue::Batcher;
 use crate::error::IngestError;
 use crate::health::SqsHealth;
 use crate::normalize::Normalizer;

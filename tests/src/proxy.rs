@@ -1,9 +1,9 @@
 //! A fault-injecting HTTP proxy in front of the emulator: counts calls by
 //! operation (`X-Amz-Target`, e.g. `AmazonSQS.SendMessageBatch`), and on
 //! request adds latency, answers 503, drops connections without an answer,
-//! or makes SQS report chosen entries of a SendMessageBatch as failed (they
-//! are removed from the forwarded request, so SQS really does not get
-//! them).
+//! or makes SQS report chosen entries of a SendMessageBatch or a
+//! DeleteMessageBatch as failed (they are removed from the forwarded
+//! request, so SQS really does not get them).
 //!
 //! Bodies are buffered: it is meant for API traffic, not object data.
 
@@ -26,10 +26,14 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+const SEND_BATCH: &str = "AmazonSQS.SendMessageBatch";
+const DELETE_BATCH: &str = "AmazonSQS.DeleteMessageBatch";
+
 #[derive(Debug, Default)]
 struct Faults {
-    /// For each upcoming SendMessageBatch, the entry indices to fail.
-    fail_entries: VecDeque<Vec<usize>>,
+    /// Per operation (`AmazonSQS.SendMessageBatch`, ...), for each of its
+    /// upcoming calls, the entry indices to fail.
+    fail_entries: HashMap<&'static str, VecDeque<Vec<usize>>>,
     latency: Duration,
     /// Upcoming requests to answer with 503 without forwarding.
     unavailable: u64,
@@ -85,8 +89,20 @@ impl FaultProxy {
 
     /// Makes SQS report `indices` of the next SendMessageBatch as failed.
     pub fn fail_next_batch_entries(&self, indices: Vec<usize>) {
+        self.fail_next_entries(SEND_BATCH, indices);
+    }
+
+    /// Makes SQS report `indices` of the next DeleteMessageBatch as failed.
+    pub fn fail_next_delete_entries(&self, indices: Vec<usize>) {
+        self.fail_next_entries(DELETE_BATCH, indices);
+    }
+
+    fn fail_next_entries(&self, operation: &'static str, indices: Vec<usize>) {
         if let Ok(mut f) = self.state.faults.lock() {
-            f.fail_entries.push_back(indices);
+            f.fail_entries
+                .entry(operation)
+                .or_default()
+                .push_back(indices);
         }
     }
 
@@ -210,10 +226,12 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
             f.unavailable -= 1;
             f.injected += 1;
         }
-        let fail = if target == "AmazonSQS.SendMessageBatch" && !unavailable {
-            f.fail_entries.pop_front()
-        } else {
+        let fail = if unavailable {
             None
+        } else {
+            f.fail_entries
+                .get_mut(target.as_str())
+                .and_then(VecDeque::pop_front)
         };
         (f.latency, unavailable, fail)
     };
@@ -229,8 +247,9 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         ));
     }
     let mut failed_ids = Vec::new();
+    let mut forwarded = 0;
     if let Some(indices) = &fail {
-        let mut json: Value = serde_json::from_slice(&body).context("SendMessageBatch body")?;
+        let mut json: Value = serde_json::from_slice(&body).context("batch request body")?;
         if let Some(entries) = json["Entries"].as_array_mut() {
             let mut kept = Vec::new();
             for (i, entry) in entries.drain(..).enumerate() {
@@ -240,10 +259,22 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
                     kept.push(entry);
                 }
             }
+            forwarded = kept.len();
             *entries = kept;
         }
         body = Bytes::from(serde_json::to_vec(&json)?);
         parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    }
+    if fail.is_some() && forwarded == 0 {
+        // SQS refuses an empty batch; answer for it, as SQS would when it
+        // fails every entry.
+        let json = serde_json::json!({"Successful": [], "Failed": failed_entries(failed_ids)});
+        let mut r = response(StatusCode::OK, Bytes::from(serde_json::to_vec(&json)?));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        return Ok(r);
     }
     let path = parts
         .uri
@@ -258,14 +289,8 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
     let (mut parts, body) = upstream.into_parts();
     let mut body = body.collect().await?.to_bytes();
     if !failed_ids.is_empty() {
-        let mut json: Value = serde_json::from_slice(&body).context("SendMessageBatch response")?;
-        let failed: Vec<Value> = failed_ids
-            .into_iter()
-            .map(|id| {
-                serde_json::json!({"Id": id, "SenderFault": false, "Code": "InternalError",
-                    "Message": "injected by the fault proxy"})
-            })
-            .collect();
+        let mut json: Value = serde_json::from_slice(&body).context("batch response")?;
+        let failed = failed_entries(failed_ids);
         match json.get_mut("Failed").and_then(Value::as_array_mut) {
             Some(list) => list.extend(failed),
             None => json["Failed"] = Value::Array(failed),
@@ -274,4 +299,15 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         parts.headers.remove(hyper::header::CONTENT_LENGTH);
     }
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// The `Failed` entries of a batch response for `ids`: a server-side
+/// failure, which the client should retry.
+fn failed_entries(ids: Vec<Value>) -> Vec<Value> {
+    ids.into_iter()
+        .map(|id| {
+            serde_json::json!({"Id": id, "SenderFault": false, "Code": "InternalError",
+                "Message": "injected by the fault proxy"})
+        })
+        .collect()
 }

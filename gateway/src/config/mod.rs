@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
+use ossbridge_queue::limits::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 use ossbridge_runtime::ConfigError;
 use ossbridge_runtime::aws::AwsConfig;
 use ossbridge_runtime::cli::ServiceConfig;
@@ -266,16 +267,16 @@ impl ServiceConfig for Config {
         positive("limits.max_connections", l.max_connections as u64)?;
         let s = &self.sqs;
         positive("sqs.enqueue_timeout_ms", s.enqueue_timeout_ms)?;
-        if !(1..=10).contains(&s.max_batch_entries) {
+        if !(1..=MAX_BATCH_ENTRIES).contains(&s.max_batch_entries) {
             return Err(ConfigError::invalid(
                 "sqs.max_batch_entries",
-                "must be between 1 and 10",
+                format!("must be between 1 and {MAX_BATCH_ENTRIES}"),
             ));
         }
-        if !(1024..=1024 * 1024).contains(&s.max_batch_bytes) {
+        if !(1024..=MAX_BATCH_BYTES).contains(&s.max_batch_bytes) {
             return Err(ConfigError::invalid(
                 "sqs.max_batch_bytes",
-                "must be between 1024 and 1048576",
+                format!("must be between 1024 and {MAX_BATCH_BYTES}"),
             ));
         }
         positive("sqs.max_in_flight_batches", s.max_in_flight_batches as u64)?;

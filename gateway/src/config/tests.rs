@@ -188,6 +188,10 @@ fn docs_configuration_lists_exactly_the_gateway_keys() {
 fn environment_variables_follow_the_documented_rule() {
     use secrecy::ExposeSecret;
     figment::Jail::expect_with(|jail| {
+        // Only the variables set here: any OSSBRIDGE_* of the environment
+        // the tests run in (OSSBRIDGE_VENV for the test tools, say) would
+        // be read as a configuration key. The jail restores them.
+        jail.clear_env();
         jail.create_file("gateway.toml", &format!("{SOURCE}{VERIFIER}"))?;
         jail.set_env("OSSBRIDGE_LISTEN", "127.0.0.1:18080");
         jail.set_env("OSSBRIDGE_ADMIN_LISTEN", "127.0.0.1:19090");

@@ -17,7 +17,7 @@ use crate::archive::{self, read::ArchiveError};
 use crate::body::MnsPolicy;
 use crate::config::{Config, VerifierConfig};
 use crate::pipeline::Pipeline;
-use crate::{batcher, dedup, enqueue, health, normalize};
+use crate::{dedup, enqueue, health, normalize};
 
 /// Exit code when something was rejected or not enqueued.
 pub const EXIT_INCOMPLETE: u8 = 1;
@@ -103,7 +103,7 @@ pub async fn replay(
 
     let enqueue_timeout = Duration::from_millis(config.sqs.enqueue_timeout_ms);
     let sqs = enqueue::client(&sdk, enqueue_timeout);
-    let (batcher, task) = batcher::Batcher::spawn(
+    let (batcher, task) = enqueue::Batcher::spawn(
         sqs,
         source.queue_url.clone(),
         &config.sqs,

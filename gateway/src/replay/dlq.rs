@@ -1,14 +1,18 @@
 //! Redrive: messages from a dead-letter queue back to a queue. Each batch
 //! is received, sent to the target with its body and message attributes
-//! (SendMessageBatch), and deleted from the dead-letter queue only for the
-//! entries the target accepted. A dry run receives, prints and releases.
+//! (and, to a FIFO queue, its group and deduplication ids) through the
+//! shared SQS sender, and deleted from the dead-letter queue only for the
+//! messages the target accepted. A dry run receives, prints and releases.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, SendMessageBatchRequestEntry,
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message};
+use ossbridge_queue::limits::MAX_BATCH_ENTRIES;
+use ossbridge_queue::{
+    BatchDeleter, BatchSender, BatchSettings, Entry, NoObserver, request_copy_attributes,
 };
 use ossbridge_runtime::error_chain;
 use serde::Serialize;
@@ -60,17 +64,19 @@ impl Redrive {
             dry_run: self.dry_run,
             ..RedriveSummary::default()
         };
-        let fifo = crate::enqueue::is_fifo(&self.target_url);
+        let queues = Queues::spawn(sqs, self);
         let mut held: Vec<(String, String)> = Vec::new();
         let mut seen = HashSet::new();
         loop {
             let remaining = self
                 .limit
-                .map_or(10, |l| l.saturating_sub(summary.received));
+                .map_or(MAX_BATCH_ENTRIES, |l| l.saturating_sub(summary.received));
             if remaining == 0 {
                 break;
             }
-            let messages = self.receive(sqs, remaining.min(10) as i32).await?;
+            let messages = self
+                .receive(sqs, remaining.min(MAX_BATCH_ENTRIES) as i32)
+                .await?;
             let fresh: Vec<Message> = messages
                 .into_iter()
                 .filter(|m| seen.insert(m.message_id().unwrap_or_default().to_owned()))
@@ -86,8 +92,9 @@ impl Redrive {
                 }
                 continue;
             }
-            self.move_batch(sqs, fresh, fifo, &mut summary).await;
+            self.move_batch(sqs, &queues, fresh, &mut summary).await;
         }
+        queues.finish().await;
         if !held.is_empty() {
             self.release(sqs, &held, &mut summary).await;
         }
@@ -95,130 +102,59 @@ impl Redrive {
     }
 
     async fn receive(&self, sqs: &Client, max: i32) -> Result<Vec<Message>, RedriveError> {
-        let output = sqs
+        let receive = sqs
             .receive_message()
             .queue_url(&self.dlq_url)
             .max_number_of_messages(max)
             .visibility_timeout(HOLD_SECS)
-            .wait_time_seconds(1)
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
-            .message_system_attribute_names(MessageSystemAttributeName::MessageDeduplicationId)
-            .send()
-            .await
-            .map_err(|e| {
-                RedriveError(format!("cannot receive from the DLQ: {}", error_chain(&e)))
-            })?;
+            .wait_time_seconds(1);
+        let output = request_copy_attributes(receive).send().await.map_err(|e| {
+            RedriveError(format!("cannot receive from the DLQ: {}", error_chain(&e)))
+        })?;
         Ok(output.messages.unwrap_or_default())
     }
 
     async fn move_batch(
         &self,
         sqs: &Client,
+        queues: &Queues,
         batch: Vec<Message>,
-        fifo: bool,
         summary: &mut RedriveSummary,
     ) {
-        let mut entries = Vec::with_capacity(batch.len());
-        for (i, m) in batch.iter().enumerate() {
-            let system = m.attributes();
-            let system_value =
-                |name: MessageSystemAttributeName| system.and_then(|a| a.get(&name)).cloned();
-            let entry = SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(m.body().unwrap_or_default())
-                .set_message_attributes(m.message_attributes().cloned())
-                .set_message_group_id(
-                    fifo.then(|| system_value(MessageSystemAttributeName::MessageGroupId))
-                        .flatten(),
-                )
-                .set_message_deduplication_id(
-                    fifo.then(|| system_value(MessageSystemAttributeName::MessageDeduplicationId))
-                        .flatten(),
-                )
-                .build();
-            match entry {
-                Ok(entry) => entries.push(entry),
-                Err(e) => summary.errors.push(format!("message {i}: {e}")),
-            }
-        }
-        let sent = sqs
-            .send_message_batch()
-            .queue_url(&self.target_url)
-            .set_entries(Some(entries))
-            .send()
+        let sent = queues
+            .target
+            .submit_many(batch.iter().map(Entry::copy_of))
             .await;
-        let accepted: HashSet<String> = match sent {
-            Ok(output) => {
-                for f in output.failed() {
-                    summary.errors.push(format!(
-                        "send failed: {}: {}",
-                        f.code(),
-                        f.message().unwrap_or("")
-                    ));
+        let mut moved = Vec::new();
+        let mut not_moved = Vec::new();
+        for (m, completion) in batch.iter().zip(sent) {
+            match completion.await {
+                Ok(()) => moved.push(m.receipt_handle().unwrap_or_default().to_owned()),
+                Err(e) => {
+                    summary.errors.push(format!("send failed: {e}"));
+                    not_moved.push(receipt(m));
                 }
-                output
-                    .successful()
-                    .iter()
-                    .map(|s| s.id().to_owned())
-                    .collect()
             }
-            Err(e) => {
-                summary
-                    .errors
-                    .push(format!("cannot send to the target: {}", error_chain(&e)));
-                HashSet::new()
-            }
-        };
-        let (done, not_done): (Vec<_>, Vec<_>) = batch
-            .iter()
-            .enumerate()
-            .partition(|(i, _)| accepted.contains(&i.to_string()));
-        summary.failed += not_done.len();
-        let not_done: Vec<(String, String)> = not_done.iter().map(|(_, m)| receipt(m)).collect();
-        if !not_done.is_empty() {
-            self.release(sqs, &not_done, summary).await;
         }
-        if done.is_empty() {
-            return;
+        summary.failed += not_moved.len();
+        if !not_moved.is_empty() {
+            self.release(sqs, &not_moved, summary).await;
         }
-        let deletes: Vec<DeleteMessageBatchRequestEntry> = done
-            .iter()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .ok()
-            })
-            .collect();
         // Sent: counted as moved even if the delete fails (the message is
         // then on both queues, which the consumers' idempotency absorbs).
-        summary.moved += done.len();
-        match sqs
-            .delete_message_batch()
-            .queue_url(&self.dlq_url)
-            .set_entries(Some(deletes))
-            .send()
-            .await
-        {
-            Ok(output) => {
-                for f in output.failed() {
-                    summary
-                        .errors
-                        .push(format!("sent but not deleted from the DLQ: {}", f.code()));
-                }
+        summary.moved += moved.len();
+        for deleted in queues.dlq.submit_many(moved).await {
+            if let Err(e) = deleted.await {
+                summary
+                    .errors
+                    .push(format!("sent but not deleted from the DLQ: {e}"));
             }
-            Err(e) => summary.errors.push(format!(
-                "sent but not deleted from the DLQ: {}",
-                error_chain(&e)
-            )),
         }
     }
 
     /// Makes held messages visible again at once.
     async fn release(&self, sqs: &Client, held: &[(String, String)], summary: &mut RedriveSummary) {
-        for chunk in held.chunks(10) {
+        for chunk in held.chunks(MAX_BATCH_ENTRIES) {
             let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
                 .iter()
                 .enumerate()
@@ -243,6 +179,49 @@ impl Redrive {
                     error_chain(&e)
                 ));
             }
+        }
+    }
+}
+
+/// The target's sender and the DLQ's deleter for one redrive.
+struct Queues {
+    target: BatchSender,
+    dlq: BatchDeleter,
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Queues {
+    fn spawn(sqs: &Client, redrive: &Redrive) -> Queues {
+        // A received batch is submitted at once; the linger lets it leave
+        // as one call.
+        let settings = BatchSettings {
+            linger: Duration::from_millis(20),
+            ..BatchSettings::default()
+        };
+        let (target, sending) = BatchSender::spawn(
+            sqs.clone(),
+            redrive.target_url.clone(),
+            &settings,
+            Arc::new(NoObserver),
+        );
+        let (dlq, deleting) = BatchDeleter::spawn(
+            sqs.clone(),
+            redrive.dlq_url.clone(),
+            &settings,
+            Arc::new(NoObserver),
+        );
+        Queues {
+            target,
+            dlq,
+            tasks: [sending, deleting],
+        }
+    }
+
+    async fn finish(self) {
+        let Queues { target, dlq, tasks } = self;
+        drop((target, dlq));
+        for task in tasks {
+            let _ = task.await;
         }
     }
 }

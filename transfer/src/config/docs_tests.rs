@@ -29,6 +29,10 @@ fn docs_configuration_lists_exactly_the_transfer_keys() {
 #[test]
 fn environment_variables_follow_the_documented_rule() {
     figment::Jail::expect_with(|jail| {
+        // Only the variables set here: any OSSBRIDGE_* of the environment
+        // the tests run in (OSSBRIDGE_VENV for the test tools, say) would
+        // be read as a configuration key. The jail restores them.
+        jail.clear_env();
         jail.create_file(
             "transfer.toml",
             include_str!("../../../deploy/config/transfer.example.toml"),

@@ -10,7 +10,10 @@
 //! before, which at least lets another worker take it now; should the
 //! delete fail, the job runs twice, which the copy engine makes harmless.
 
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::Message;
+use ossbridge_queue::{BatchSender, BatchSettings, NoObserver};
 use ossbridge_runtime::error_chain;
 
 pub async fn hand_back(
@@ -19,22 +22,21 @@ pub async fn hand_back(
     message: &Message,
     receipt: &str,
 ) {
-    let fifo = queue_url.ends_with(".fifo");
-    let group_id = message
-        .attributes()
-        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-        .cloned();
-    let sent = sqs
-        .send_message()
-        .queue_url(queue_url)
-        .message_body(message.body().unwrap_or_default())
-        .set_message_attributes(message.message_attributes().cloned())
-        .set_message_group_id(group_id.filter(|_| fifo))
-        .set_message_deduplication_id(fifo.then(|| uuid::Uuid::new_v4().to_string()))
-        .send()
+    // The shared sender carries over the body, attributes and FIFO group
+    // (queue/); a hand-back happens at shutdown only, so it gets its own.
+    let (sender, task) = BatchSender::spawn(
+        sqs.clone(),
+        queue_url,
+        &BatchSettings::default(),
+        Arc::new(NoObserver),
+    );
+    let sent = sender
+        .resend(message, uuid::Uuid::new_v4().to_string())
         .await;
+    drop(sender);
+    let _ = task.await;
     match sent {
-        Ok(_) => {
+        Ok(()) => {
             let deleted = sqs
                 .delete_message()
                 .queue_url(queue_url)
@@ -51,7 +53,7 @@ pub async fn hand_back(
             }
         }
         Err(e) => {
-            tracing::warn!(event = "handback_failed", error = %error_chain(&e), "releasing the message instead");
+            tracing::warn!(event = "handback_failed", error = %e, "releasing the message instead");
             release(sqs, queue_url, receipt).await;
         }
     }

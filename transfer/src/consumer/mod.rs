@@ -148,17 +148,16 @@ impl Consumer {
     }
 
     async fn receive(&self, max: usize) -> Result<Vec<Message>, String> {
-        let output = self
+        let receive = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(max as i32)
             .wait_time_seconds(self.worker.wait_time_secs)
             .visibility_timeout(self.worker.visibility_timeout_secs)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            // What a hand-back at shutdown must carry over.
-            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
-            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount);
+        // What a hand-back at shutdown must carry over.
+        let output = ossbridge_queue::request_copy_attributes(receive)
             .send()
             .await
             .map_err(|e| error_chain(&e))?;
@@ -200,7 +199,7 @@ impl Consumer {
             };
             stop.cancel();
             match outcome {
-                Some(Ok(())) => deleter.delete(receipt),
+                Some(Ok(())) => deleter.delete(receipt).await,
                 Some(Err(Failure::Unparseable(why))) => {
                     telemetry::message("unparseable");
                     tracing::error!(event = "message_unparseable", error = %why, "leaving it for the dead-letter queue");

@@ -170,14 +170,7 @@ impl Executor {
         }
         if let Some(enqueuer) = &self.enqueuer {
             let message = enqueue::message(&self.source, &entry, &self.run_id);
-            if !enqueuer.send(message).await {
-                self.failures.record(
-                    &self.counters,
-                    &entry.key,
-                    "enqueue_failed",
-                    "the enqueuer stopped".to_owned(),
-                );
-            }
+            enqueuer.send(message).await;
             return;
         }
         // The listed size lets the engine take its one-GET path for small
