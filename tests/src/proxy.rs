@@ -41,6 +41,9 @@ struct Faults {
     dropped: u64,
     /// 503s and dropped connections so far.
     injected: u64,
+    /// Operations answered with an error of their own instead of being
+    /// forwarded: (HTTP status, SQS error code).
+    refused: HashMap<String, (StatusCode, String)>,
 }
 
 #[derive(Debug)]
@@ -120,6 +123,19 @@ impl FaultProxy {
     }
 
     /// 503s answered and connections dropped so far.
+    /// Answers every call of `target` (e.g.
+    /// `AmazonSQS.ChangeMessageVisibility`) with `status` and the SQS error
+    /// `code` (e.g. `ReceiptHandleIsInvalid`), as SQS's JSON protocol does
+    /// (`__type`, and the legacy code in `x-amzn-query-error`); nothing
+    /// reaches the emulator.
+    pub fn refuse(&self, target: &str, status: u16, code: &str) {
+        if let Ok(mut f) = self.state.faults.lock() {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            f.refused
+                .insert(target.to_owned(), (status, code.to_owned()));
+        }
+    }
+
     pub fn injected(&self) -> u64 {
         self.state.faults.lock().map(|f| f.injected).unwrap_or(0)
     }
@@ -215,6 +231,22 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         .to_owned();
     if let Ok(mut calls) = state.calls.lock() {
         *calls.entry(target.clone()).or_insert(0) += 1;
+    }
+    let refused = state
+        .faults
+        .lock()
+        .ok()
+        .and_then(|f| f.refused.get(target.as_str()).cloned());
+    if let Some((status, code)) = refused {
+        let body = serde_json::json!({
+            "__type": format!("com.amazonaws.sqs#{code}"),
+            "message": "injected by the fault proxy",
+        });
+        let mut answer = response(status, Bytes::from(body.to_string()));
+        answer
+            .headers_mut()
+            .insert("x-amzn-query-error", format!("{code};Sender").parse()?);
+        return Ok(answer);
     }
     let (latency, unavailable, fail) = {
         let mut f = state

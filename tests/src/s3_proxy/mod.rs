@@ -59,6 +59,9 @@ enum Mode {
 struct Calls {
     by_operation: HashMap<&'static str, u64>,
     by_access_key: HashMap<(String, &'static str), u64>,
+    /// Writes whose whole body arrived, by access key: the ones the store
+    /// could have applied (a PUT cut off mid-body never is).
+    sent_by_access_key: HashMap<(String, &'static str), u64>,
 }
 
 #[derive(Debug)]
@@ -80,6 +83,15 @@ impl State {
             if let Some(key) = access_key {
                 *calls.by_access_key.entry((key, operation)).or_insert(0) += 1;
             }
+        }
+    }
+
+    fn count_sent(&self, operation: &'static str, access_key: Option<String>) {
+        if let (Ok(mut calls), Some(key)) = (self.calls.lock(), access_key) {
+            *calls
+                .sent_by_access_key
+                .entry((key, operation))
+                .or_insert(0) += 1;
         }
     }
 
@@ -165,6 +177,23 @@ impl S3Proxy {
             .lock()
             .map(|c| {
                 c.by_access_key
+                    .iter()
+                    .find(|((key, op), _)| key == access_key_id && *op == operation)
+                    .map_or(0, |(_, n)| *n)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Writes (PutObject, CopyObject, CompleteMultipartUpload,
+    /// DeleteObject, AppendObject) signed with `access_key_id` whose whole
+    /// request arrived, so that the store could have applied them;
+    /// [`S3Proxy::calls_by`] also counts requests abandoned mid-body.
+    pub fn writes_sent_by(&self, access_key_id: &str, operation: &str) -> u64 {
+        self.state
+            .calls
+            .lock()
+            .map(|c| {
+                c.sent_by_access_key
                     .iter()
                     .find(|((key, op), _)| key == access_key_id && *op == operation)
                     .map_or(0, |(_, n)| *n)

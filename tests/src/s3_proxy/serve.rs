@@ -148,7 +148,11 @@ async fn serve(
     // judged on what the key held when its first byte arrived. So a
     // write's body is received whole before the key's lock is taken.
     let body: Body = match route::is_write(op) {
-        true => full(body.collect().await?.to_bytes()),
+        true => {
+            let whole = body.collect().await?.to_bytes();
+            state.count_sent(op, route::access_key(&parts.headers));
+            full(whole)
+        }
         false => body.boxed(),
     };
     // Held until the emulator has answered (and the answer's bookkeeping
