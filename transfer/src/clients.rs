@@ -1,6 +1,7 @@
-//! The three AWS clients a worker uses: the source bucket (OSS through its
-//! S3-compatible API, keys from SSM), the destination bucket and SQS
-//! (default credential chain).
+//! The AWS clients a worker uses: the source bucket (OSS through its
+//! S3-compatible API, keys from SSM or Secrets Manager), the destination
+//! bucket, SQS, and the store of the source keys (default credential chain
+//! for all but the source).
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 
 use crate::config::{DestinationConfig, SourceConfig};
-use crate::credentials::SsmCredentials;
+use crate::credentials::SourceCredentials;
 
 /// A client for the source bucket.
 ///
@@ -18,7 +19,7 @@ use crate::credentials::SsmCredentials;
 pub fn source_s3(
     sdk: &SdkConfig,
     config: &SourceConfig,
-    credentials: SsmCredentials,
+    credentials: SourceCredentials,
 ) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .credentials_provider(credentials)
@@ -26,7 +27,7 @@ pub fn source_s3(
         // this resolver makes `BUCKET.localhost` loopback for local
         // stand-ins and leaves real names to the system resolver.
         .http_client(ossbridge_runtime::dns::http_client())
-        // SsmCredentials caches (and invalidates on 403) itself.
+        // SourceCredentials caches (and invalidates on 403) itself.
         .identity_cache(aws_sdk_s3::config::IdentityCache::no_cache())
         .region(Region::new(config.region.clone()))
         .endpoint_url(&config.endpoint_url)
@@ -49,9 +50,14 @@ pub fn destination_s3(sdk: &SdkConfig, config: &DestinationConfig) -> aws_sdk_s3
     aws_sdk_s3::Client::from_conf(conf.build())
 }
 
-/// SSM client for the credentials parameter.
+/// SSM client for `source.credentials_parameter`.
 pub fn ssm(sdk: &SdkConfig) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::new(sdk)
+}
+
+/// Secrets Manager client for `source.credentials_secret`.
+pub fn secrets_manager(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(sdk)
 }
 
 /// SQS client. Long polls hold a request open for up to 20 s, so the

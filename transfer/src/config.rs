@@ -48,16 +48,56 @@ pub struct SourceConfig {
     /// The region used for signing, for example `oss-cn-hangzhou`.
     pub region: String,
     /// SSM Parameter Store SecureString holding
-    /// `{"access_key_id": ..., "secret_access_key": ...}` (the Data
-    /// Transfer Hub format; `session_token` is optional).
-    pub credentials_parameter: String,
-    /// How often the keys are re-read from SSM, in seconds.
+    /// `{"access_key_id": ..., "secret_access_key": ...}` (`session_token`
+    /// is optional). Exactly one of this and `credentials_secret`.
+    pub credentials_parameter: Option<String>,
+    /// AWS Secrets Manager secret (name or ARN) holding the same JSON as a
+    /// SecretString, which is how Data Transfer Hub stores OSS keys.
+    pub credentials_secret: Option<String>,
+    /// How often the keys are re-read from their store, in seconds.
     #[serde(default = "default_credentials_refresh_secs")]
     pub credentials_refresh_secs: u64,
     /// OSS accepts only virtual-hosted-style requests; local emulators need
     /// path style.
     #[serde(default)]
     pub force_path_style: bool,
+}
+
+/// Where the source keys are kept, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStoreName<'a> {
+    /// `source.credentials_parameter`: an SSM parameter name.
+    Parameter(&'a str),
+    /// `source.credentials_secret`: a Secrets Manager secret name or ARN.
+    Secret(&'a str),
+}
+
+impl SourceConfig {
+    /// The configured key store; exactly one must be set (checked by
+    /// `validate`).
+    pub fn key_store(&self) -> Result<KeyStoreName<'_>, ConfigError> {
+        match (
+            self.credentials_parameter.as_deref(),
+            self.credentials_secret.as_deref(),
+        ) {
+            (Some(name), None) => {
+                non_empty("source.credentials_parameter", name)?;
+                Ok(KeyStoreName::Parameter(name))
+            }
+            (None, Some(id)) => {
+                non_empty("source.credentials_secret", id)?;
+                Ok(KeyStoreName::Secret(id))
+            }
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "source.credentials_parameter",
+                "set only one of source.credentials_parameter (SSM) and source.credentials_secret (Secrets Manager)",
+            )),
+            (None, None) => Err(ConfigError::invalid(
+                "source.credentials_parameter",
+                "required, or source.credentials_secret: where the OSS keys are kept (SSM parameter or Secrets Manager secret)",
+            )),
+        }
+    }
 }
 
 /// `[destination]`: the Amazon S3 bucket.
@@ -201,7 +241,7 @@ impl ServiceConfig for Config {
         non_empty("source.bucket", &s.bucket)?;
         require_http_url("source.endpoint_url", &s.endpoint_url)?;
         non_empty("source.region", &s.region)?;
-        non_empty("source.credentials_parameter", &s.credentials_parameter)?;
+        s.key_store()?;
         if s.credentials_refresh_secs < 10 {
             return Err(ConfigError::invalid(
                 "source.credentials_refresh_secs",
@@ -331,7 +371,10 @@ mod tests {
     #[test]
     fn the_example_configuration_is_valid() {
         let config = load(EXAMPLE).expect("valid");
-        assert_eq!(config.source.credentials_parameter, "/ossbridge/oss-keys");
+        assert_eq!(
+            config.source.key_store().expect("one store"),
+            KeyStoreName::Parameter("/ossbridge/oss-keys")
+        );
         assert_eq!(config.worker.wait_time_secs, 20);
     }
 
@@ -339,7 +382,10 @@ mod tests {
     fn the_compose_configuration_is_valid() {
         let config = load(include_str!("../../deploy/compose/transfer.toml")).expect("valid");
         // deploy/compose/init.sh creates this parameter.
-        assert_eq!(config.source.credentials_parameter, "/ossbridge/oss-keys");
+        assert_eq!(
+            config.source.credentials_parameter.as_deref(),
+            Some("/ossbridge/oss-keys")
+        );
         assert!(config.require_queue_url("by the worker").is_ok());
     }
 
@@ -359,6 +405,37 @@ mod tests {
         assert!(err.to_string().contains("source.endpoint_url"), "{err}");
         let err = load(&format!("{EXAMPLE}\nconcurency = 3\n")).expect_err("typo");
         assert!(err.to_string().contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn the_keys_come_from_exactly_one_store() {
+        let parameter = "credentials_parameter = \"/ossbridge/oss-keys\"\n";
+        let secret = "credentials_secret = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:dth-oss-credentials-AbCdEf\"\n";
+        let config = load(&EXAMPLE.replace(parameter, secret)).expect("a secret instead");
+        assert_eq!(
+            config.source.key_store().expect("one store"),
+            KeyStoreName::Secret(
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:dth-oss-credentials-AbCdEf"
+            )
+        );
+        for (text, what) in [
+            (EXAMPLE.replace(parameter, ""), "neither"),
+            (
+                EXAMPLE.replace(parameter, &format!("{parameter}{secret}")),
+                "both",
+            ),
+        ] {
+            let err = load(&text).expect_err(what).to_string();
+            assert!(
+                err.contains("source.credentials_parameter")
+                    && err.contains("source.credentials_secret"),
+                "{what}: {err}"
+            );
+        }
+        let err = load(&EXAMPLE.replace(parameter, "credentials_secret = \"\"\n"))
+            .expect_err("empty")
+            .to_string();
+        assert!(err.contains("source.credentials_secret"), "{err}");
     }
 
     #[test]
