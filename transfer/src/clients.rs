@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 
@@ -22,13 +23,15 @@ pub fn source_s3(
     credentials: SourceCredentials,
 ) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(sdk)
-        .credentials_provider(credentials)
+        .credentials_provider(credentials.clone())
         // OSS takes only virtual-hosted-style requests (BUCKET.ENDPOINT);
         // this resolver makes `BUCKET.localhost` loopback for local
         // stand-ins and leaves real names to the system resolver.
         .http_client(ossbridge_runtime::dns::http_client())
-        // SourceCredentials caches (and invalidates on 403) itself.
+        // SourceCredentials caches the keys itself, and re-reads them when
+        // this client's requests are refused (its interceptor tells it).
         .identity_cache(aws_sdk_s3::config::IdentityCache::no_cache())
+        .interceptor(credentials.source_interceptor())
         .region(Region::new(config.region.clone()))
         .endpoint_url(&config.endpoint_url)
         .force_path_style(config.force_path_style)
@@ -50,14 +53,31 @@ pub fn destination_s3(sdk: &SdkConfig, config: &DestinationConfig) -> aws_sdk_s3
     aws_sdk_s3::Client::from_conf(conf.build())
 }
 
+/// The stores of the source keys. One read is one request (with the SDK's
+/// retries); it is bounded so that callers waiting on it (the refresh is
+/// single-flight) fall back to the last good keys in good time.
+fn key_store_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+}
+
 /// SSM client for `source.credentials_parameter`.
 pub fn ssm(sdk: &SdkConfig) -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::new(sdk)
+    let conf = aws_sdk_ssm::config::Builder::from(sdk)
+        .timeout_config(key_store_timeouts())
+        .build();
+    aws_sdk_ssm::Client::from_conf(conf)
 }
 
 /// Secrets Manager client for `source.credentials_secret`.
 pub fn secrets_manager(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(sdk)
+    let conf = aws_sdk_secretsmanager::config::Builder::from(sdk)
+        .timeout_config(key_store_timeouts())
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
 }
 
 /// SQS client. Long polls hold a request open for up to 20 s, so the
