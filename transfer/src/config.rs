@@ -11,6 +11,9 @@ use ossbridge_runtime::config::require_http_url;
 use ossbridge_runtime::logging::LogConfig;
 use serde::Deserialize;
 
+mod timeouts;
+pub use timeouts::S3Timeouts;
+
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -61,6 +64,18 @@ pub struct SourceConfig {
     /// path style.
     #[serde(default)]
     pub force_path_style: bool,
+    /// Connecting (DNS, TCP, TLS), in seconds.
+    #[serde(default = "timeouts::source_connect_secs")]
+    pub connect_timeout_secs: u64,
+    /// From the last byte of a request to the first byte of its answer.
+    #[serde(default = "timeouts::source_read_secs")]
+    pub read_timeout_secs: u64,
+    /// One attempt of one request, object bodies aside; 0 = none.
+    #[serde(default = "timeouts::source_attempt_secs")]
+    pub operation_attempt_timeout_secs: u64,
+    /// How long a body may move less than 1 byte/s before it fails.
+    #[serde(default = "timeouts::source_stall_secs")]
+    pub stall_timeout_secs: u64,
 }
 
 /// Where the source keys are kept, as configured.
@@ -125,7 +140,37 @@ pub struct DestinationConfig {
     pub sse_kms_key_id: Option<String>,
     /// Canned ACL, e.g. `bucket-owner-full-control` (cross-account).
     pub acl: Option<String>,
+    /// Connecting (DNS, TCP, TLS), in seconds.
+    #[serde(default = "timeouts::destination_connect_secs")]
+    pub connect_timeout_secs: u64,
+    /// From the last byte of a request (an uploaded body included) to the
+    /// first byte of its answer.
+    #[serde(default = "timeouts::destination_read_secs")]
+    pub read_timeout_secs: u64,
+    /// One attempt of one request, uploading its body included; 0 = none.
+    #[serde(default = "timeouts::destination_attempt_secs")]
+    pub operation_attempt_timeout_secs: u64,
+    /// How long a body may move less than 1 byte/s before it fails.
+    #[serde(default = "timeouts::destination_stall_secs")]
+    pub stall_timeout_secs: u64,
 }
+
+/// `timeouts()` of a side: both have the same four keys.
+macro_rules! s3_timeouts {
+    ($($side:ty),*) => {$(
+        impl $side {
+            pub fn timeouts(&self) -> S3Timeouts {
+                S3Timeouts::from_secs(
+                    self.connect_timeout_secs,
+                    self.read_timeout_secs,
+                    self.operation_attempt_timeout_secs,
+                    self.stall_timeout_secs,
+                )
+            }
+        }
+    )*};
+}
+s3_timeouts!(SourceConfig, DestinationConfig);
 
 /// `[copy]`: how objects are copied.
 #[derive(Debug, Clone, Deserialize)]
@@ -248,8 +293,10 @@ impl ServiceConfig for Config {
                 "must be at least 10",
             ));
         }
+        timeouts::validate("source", &s.timeouts())?;
         let d = &self.destination;
         non_empty("destination.bucket", &d.bucket)?;
+        timeouts::validate("destination", &d.timeouts())?;
         if let Some(url) = &d.endpoint_url {
             require_http_url("destination.endpoint_url", url)?;
         }

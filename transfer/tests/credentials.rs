@@ -370,6 +370,11 @@ async fn configuration_and_store_errors_name_the_key_or_the_store() -> Result<()
             with_keys(&format!("{parameter}\ncredentials_secret = \"x\"")),
             both_keys(),
         ),
+        (
+            with_keys(&parameter)
+                .replace("[destination]\n", "[destination]\nread_timeout_secs = 0\n"),
+            vec!["destination.read_timeout_secs".to_owned()],
+        ),
         // A secret that does not exist, and one that is not the JSON: both
         // stop the worker at start, naming the secret, never its value.
         (
