@@ -11,6 +11,9 @@ use ossbridge_runtime::config::require_http_url;
 use ossbridge_runtime::logging::LogConfig;
 use serde::Deserialize;
 
+mod timeouts;
+pub use timeouts::S3Timeouts;
+
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -48,16 +51,68 @@ pub struct SourceConfig {
     /// The region used for signing, for example `oss-cn-hangzhou`.
     pub region: String,
     /// SSM Parameter Store SecureString holding
-    /// `{"access_key_id": ..., "secret_access_key": ...}` (the Data
-    /// Transfer Hub format; `session_token` is optional).
-    pub credentials_parameter: String,
-    /// How often the keys are re-read from SSM, in seconds.
+    /// `{"access_key_id": ..., "secret_access_key": ...}` (`session_token`
+    /// is optional). Exactly one of this and `credentials_secret`.
+    pub credentials_parameter: Option<String>,
+    /// AWS Secrets Manager secret (name or ARN) holding the same JSON as a
+    /// SecretString, which is how Data Transfer Hub stores OSS keys.
+    pub credentials_secret: Option<String>,
+    /// How often the keys are re-read from their store, in seconds.
     #[serde(default = "default_credentials_refresh_secs")]
     pub credentials_refresh_secs: u64,
     /// OSS accepts only virtual-hosted-style requests; local emulators need
     /// path style.
     #[serde(default)]
     pub force_path_style: bool,
+    /// Connecting (DNS, TCP, TLS), in seconds.
+    #[serde(default = "timeouts::source_connect_secs")]
+    pub connect_timeout_secs: u64,
+    /// From the last byte of a request to the first byte of its answer.
+    #[serde(default = "timeouts::source_read_secs")]
+    pub read_timeout_secs: u64,
+    /// One attempt of one request, object bodies aside; 0 = none.
+    #[serde(default = "timeouts::source_attempt_secs")]
+    pub operation_attempt_timeout_secs: u64,
+    /// How long a body may move less than 1 byte/s before it fails.
+    #[serde(default = "timeouts::source_stall_secs")]
+    pub stall_timeout_secs: u64,
+}
+
+/// Where the source keys are kept, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStoreName<'a> {
+    /// `source.credentials_parameter`: an SSM parameter name.
+    Parameter(&'a str),
+    /// `source.credentials_secret`: a Secrets Manager secret name or ARN.
+    Secret(&'a str),
+}
+
+impl SourceConfig {
+    /// The configured key store; exactly one must be set (checked by
+    /// `validate`).
+    pub fn key_store(&self) -> Result<KeyStoreName<'_>, ConfigError> {
+        match (
+            self.credentials_parameter.as_deref(),
+            self.credentials_secret.as_deref(),
+        ) {
+            (Some(name), None) => {
+                non_empty("source.credentials_parameter", name)?;
+                Ok(KeyStoreName::Parameter(name))
+            }
+            (None, Some(id)) => {
+                non_empty("source.credentials_secret", id)?;
+                Ok(KeyStoreName::Secret(id))
+            }
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "source.credentials_parameter",
+                "set only one of source.credentials_parameter (SSM) and source.credentials_secret (Secrets Manager)",
+            )),
+            (None, None) => Err(ConfigError::invalid(
+                "source.credentials_parameter",
+                "required, or source.credentials_secret: where the OSS keys are kept (SSM parameter or Secrets Manager secret)",
+            )),
+        }
+    }
 }
 
 /// `[destination]`: the Amazon S3 bucket.
@@ -85,7 +140,37 @@ pub struct DestinationConfig {
     pub sse_kms_key_id: Option<String>,
     /// Canned ACL, e.g. `bucket-owner-full-control` (cross-account).
     pub acl: Option<String>,
+    /// Connecting (DNS, TCP, TLS), in seconds.
+    #[serde(default = "timeouts::destination_connect_secs")]
+    pub connect_timeout_secs: u64,
+    /// From the last byte of a request (an uploaded body included) to the
+    /// first byte of its answer.
+    #[serde(default = "timeouts::destination_read_secs")]
+    pub read_timeout_secs: u64,
+    /// One attempt of one request, uploading its body included; 0 = none.
+    #[serde(default = "timeouts::destination_attempt_secs")]
+    pub operation_attempt_timeout_secs: u64,
+    /// How long a body may move less than 1 byte/s before it fails.
+    #[serde(default = "timeouts::destination_stall_secs")]
+    pub stall_timeout_secs: u64,
 }
+
+/// `timeouts()` of a side: both have the same four keys.
+macro_rules! s3_timeouts {
+    ($($side:ty),*) => {$(
+        impl $side {
+            pub fn timeouts(&self) -> S3Timeouts {
+                S3Timeouts::from_secs(
+                    self.connect_timeout_secs,
+                    self.read_timeout_secs,
+                    self.operation_attempt_timeout_secs,
+                    self.stall_timeout_secs,
+                )
+            }
+        }
+    )*};
+}
+s3_timeouts!(SourceConfig, DestinationConfig);
 
 /// `[copy]`: how objects are copied.
 #[derive(Debug, Clone, Deserialize)]
@@ -218,15 +303,17 @@ impl ServiceConfig for Config {
         non_empty("source.bucket", &s.bucket)?;
         require_http_url("source.endpoint_url", &s.endpoint_url)?;
         non_empty("source.region", &s.region)?;
-        non_empty("source.credentials_parameter", &s.credentials_parameter)?;
+        s.key_store()?;
         if s.credentials_refresh_secs < 10 {
             return Err(ConfigError::invalid(
                 "source.credentials_refresh_secs",
                 "must be at least 10",
             ));
         }
+        timeouts::validate("source", &s.timeouts())?;
         let d = &self.destination;
         non_empty("destination.bucket", &d.bucket)?;
+        timeouts::validate("destination", &d.timeouts())?;
         if let Some(url) = &d.endpoint_url {
             require_http_url("destination.endpoint_url", url)?;
         }
@@ -393,7 +480,10 @@ mod tests {
     #[test]
     fn the_example_configuration_is_valid() {
         let config = load(EXAMPLE).expect("valid");
-        assert_eq!(config.source.credentials_parameter, "/ossbridge/oss-keys");
+        assert_eq!(
+            config.source.key_store().expect("one store"),
+            KeyStoreName::Parameter("/ossbridge/oss-keys")
+        );
         assert_eq!(config.worker.wait_time_secs, 20);
     }
 
@@ -401,7 +491,10 @@ mod tests {
     fn the_compose_configuration_is_valid() {
         let config = load(include_str!("../../deploy/compose/transfer.toml")).expect("valid");
         // deploy/compose/init.sh creates this parameter.
-        assert_eq!(config.source.credentials_parameter, "/ossbridge/oss-keys");
+        assert_eq!(
+            config.source.credentials_parameter.as_deref(),
+            Some("/ossbridge/oss-keys")
+        );
         assert!(config.require_queue_url("by the worker").is_ok());
     }
 
@@ -421,6 +514,37 @@ mod tests {
         assert!(err.to_string().contains("source.endpoint_url"), "{err}");
         let err = load(&format!("{EXAMPLE}\nconcurency = 3\n")).expect_err("typo");
         assert!(err.to_string().contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn the_keys_come_from_exactly_one_store() {
+        let parameter = "credentials_parameter = \"/ossbridge/oss-keys\"\n";
+        let secret = "credentials_secret = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:dth-oss-credentials-AbCdEf\"\n";
+        let config = load(&EXAMPLE.replace(parameter, secret)).expect("a secret instead");
+        assert_eq!(
+            config.source.key_store().expect("one store"),
+            KeyStoreName::Secret(
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:dth-oss-credentials-AbCdEf"
+            )
+        );
+        for (text, what) in [
+            (EXAMPLE.replace(parameter, ""), "neither"),
+            (
+                EXAMPLE.replace(parameter, &format!("{parameter}{secret}")),
+                "both",
+            ),
+        ] {
+            let err = load(&text).expect_err(what).to_string();
+            assert!(
+                err.contains("source.credentials_parameter")
+                    && err.contains("source.credentials_secret"),
+                "{what}: {err}"
+            );
+        }
+        let err = load(&EXAMPLE.replace(parameter, "credentials_secret = \"\"\n"))
+            .expect_err("empty")
+            .to_string();
+        assert!(err.contains("source.credentials_secret"), "{err}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+use config::KeyStoreName;
 use copy::{CopyOptions, MIB};
 use ossbridge_runtime::cli::ServiceConfig;
 use ossbridge_runtime::{ConfigError, error_chain};
@@ -105,13 +106,22 @@ pub async fn run_with(
     Ok(())
 }
 
-/// The source keys (read once now, so a missing parameter fails at start,
-/// naming it, rather than on every copy) and the copy engine built on them;
-/// shared by the worker and `sync`.
+/// The source keys (read once now, so a missing parameter or secret fails
+/// at start, naming it, rather than on every copy) and the copy engine
+/// built on them; shared by the worker and `sync`.
 pub(crate) async fn copier(config: &Config, sdk: &SdkConfig) -> Result<copy::Copier, RunError> {
-    let credentials = credentials::SsmCredentials::new(
-        clients::ssm(sdk),
-        config.source.credentials_parameter.clone(),
+    let store = match config.source.key_store()? {
+        KeyStoreName::Parameter(name) => credentials::KeyStore::Parameter {
+            client: clients::ssm(sdk),
+            name: name.to_owned(),
+        },
+        KeyStoreName::Secret(id) => credentials::KeyStore::Secret {
+            client: clients::secrets_manager(sdk),
+            id: id.to_owned(),
+        },
+    };
+    let credentials = credentials::SourceCredentials::new(
+        store,
         Duration::from_secs(config.source.credentials_refresh_secs),
     );
     credentials
@@ -124,7 +134,6 @@ pub(crate) async fn copier(config: &Config, sdk: &SdkConfig) -> Result<copy::Cop
         clients::destination_s3(sdk, &config.destination),
         config.destination.bucket.clone(),
         copy_options(config),
-        Some(credentials),
         config.worker.max_bytes_in_flight_mib * MIB,
     ))
 }

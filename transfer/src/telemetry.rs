@@ -40,6 +40,13 @@ pub const LEASES_LOST: &str = "ossbridge_transfer_leases_lost_total";
 /// Queue messages, by `result` (deleted, nothing, unparseable, failed,
 /// released).
 pub const MESSAGES: &str = "ossbridge_transfer_messages_total";
+/// Reads of the store holding the source keys, by `store` (ssm,
+/// secretsmanager), `reason` (start, age, refused) and `result` (ok,
+/// failed). A failed read with keys held keeps them.
+pub const SOURCE_KEY_READS: &str = "ossbridge_transfer_source_key_reads_total";
+/// Age of the source keys in use; grows past `credentials_refresh_secs`
+/// while their store cannot be read.
+pub const SOURCE_KEYS_AGE_SECONDS: &str = "ossbridge_transfer_source_keys_age_seconds";
 
 pub fn prometheus() -> &'static PrometheusHandle {
     const LAG: &[f64] = &[
@@ -97,6 +104,15 @@ pub fn part_reused() {
 
 pub fn message(result: &'static str) {
     counter!(MESSAGES, "result" => result).increment(1);
+}
+
+pub fn source_key_read(store: &'static str, reason: &'static str, result: &'static str) {
+    counter!(SOURCE_KEY_READS, "store" => store, "reason" => reason, "result" => result)
+        .increment(1);
+}
+
+pub fn source_keys_age(age: Duration) {
+    gauge!(SOURCE_KEYS_AGE_SECONDS).set(age.as_secs_f64());
 }
 
 /// Counts an object as in flight until dropped.

@@ -76,13 +76,21 @@ pub async fn run(
                 "SQS's 12-hour visibility limit is near",
             );
         }
-        let result = sqs
+        let extend = sqs
             .change_message_visibility()
             .queue_url(&queue_url)
             .receipt_handle(&receipt)
             .visibility_timeout(i32::try_from(want.as_secs()).unwrap_or(timeout_secs))
-            .send()
-            .await;
+            .send();
+        // The SDK's own retries must not carry the call past the moment
+        // ownership can no longer be promised.
+        let Ok(result) = tokio::time::timeout_at(owned_until - margin, extend).await else {
+            return give_up(
+                &lost,
+                "expiring",
+                "the visibility runs out before it could be extended",
+            );
+        };
         match result {
             Ok(_) => {
                 owned_until = now + Duration::from_secs(want.as_secs());

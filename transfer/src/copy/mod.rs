@@ -35,7 +35,6 @@ use backon::{ExponentialBuilder, Retryable};
 use ossbridge_message::Operation;
 use tokio::sync::Semaphore;
 
-use crate::credentials::SsmCredentials;
 use crate::error::CopyError;
 use crate::telemetry;
 pub use destination::{DestinationObject, Precondition, head_destination};
@@ -115,7 +114,6 @@ pub struct Copier {
     pub(crate) destination: Client,
     pub(crate) destination_bucket: String,
     pub(crate) options: CopyOptions,
-    credentials: Option<SsmCredentials>,
     /// Bytes of object data in flight, in MiB permits.
     bytes_in_flight: Arc<Semaphore>,
     max_in_flight_mib: u32,
@@ -130,7 +128,6 @@ impl Copier {
         destination: Client,
         destination_bucket: String,
         options: CopyOptions,
-        credentials: Option<SsmCredentials>,
         max_bytes_in_flight: u64,
     ) -> Copier {
         let max_in_flight_mib =
@@ -141,7 +138,6 @@ impl Copier {
             destination,
             destination_bucket,
             options,
-            credentials,
             bytes_in_flight: Arc::new(Semaphore::new(max_in_flight_mib as usize)),
             max_in_flight_mib,
             keys: keylock::KeyLocks::default(),
@@ -162,9 +158,10 @@ impl Copier {
     }
 
     /// Runs one job under `lease`, retrying transient failures with
-    /// exponential backoff and jitter. A source that refuses our keys
-    /// triggers one re-read of them (they may have been rotated) before it
-    /// counts as permanent; a destination refusal does not.
+    /// exponential backoff and jitter. A source that refuses our keys gets
+    /// one more attempt before the refusal counts as permanent: the source
+    /// client has meanwhile re-read the keys, which may have been rotated
+    /// (`credentials/`). A destination refusal is permanent at once.
     ///
     /// `size_hint` is the size the message announced, if any: it only picks
     /// the cheaper path for small objects; the source's answer decides.
@@ -185,10 +182,7 @@ impl Copier {
         (|| async {
             match lease.hold(self.reconcile(op, key, size_hint, lease)).await {
                 Err(e) if e.is_source_access_denied() && !refreshed.swap(true, std::sync::atomic::Ordering::Relaxed) => {
-                    if let Some(credentials) = &self.credentials {
-                        tracing::warn!(event = "credentials_refresh", reason = %e, "re-reading the source keys");
-                        credentials.invalidate();
-                    }
+                    tracing::warn!(event = "source_access_denied", reason = %e, "trying once more with the source keys as now stored");
                     Err(CopyError::transient(e.operation, "access_denied", e.detail))
                 }
                 other => other,

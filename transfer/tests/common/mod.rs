@@ -151,11 +151,18 @@ impl Rig {
         destination: &str,
         extra: &str,
     ) -> Result<Worker> {
-        let mut text = insert_destination(&self.config_toml(extra), destination);
-        if !extra.contains("[worker]") {
+        let text = insert_destination(&self.config_toml(extra), destination);
+        self.worker_from_toml(sdk, text)
+    }
+
+    /// Starts an in-process worker on a whole configuration `text` (as
+    /// [`Rig::config_toml`] writes it, edited), adding the fast `[worker]`
+    /// defaults and `[metrics]` unless it has them.
+    pub fn worker_from_toml(&self, sdk: aws_config::SdkConfig, mut text: String) -> Result<Worker> {
+        if !text.contains("[worker]") {
             text.push_str("[worker]\nwait_time_secs = 1\nvisibility_timeout_secs = 5\nshutdown_grace_secs = 5\n");
         }
-        if !extra.contains("[metrics]") {
+        if !text.contains("[metrics]") {
             text.push_str("[metrics]\n");
         }
         let mut config: Config = parse_toml(&text)?;
