@@ -123,6 +123,15 @@ async fn slow_old_version_fast_new_version(size: usize, copy: &str) -> Result<()
         looked_again(&fast, "conflict") == 0,
         "the fast worker had nothing to race"
     );
+    if size > 5 * MIB {
+        // The slow worker's upload was live while the fast one copied:
+        // left alone, and aborted by its owner once refused.
+        ensure!(
+            !fast.events("multipart_upload_in_use").is_empty(),
+            "{}",
+            fast.logs().join("\n")
+        );
+    }
     Ok(())
 }
 

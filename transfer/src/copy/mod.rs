@@ -17,6 +17,7 @@
 pub mod destination;
 mod keylock;
 mod lease;
+pub mod limits;
 pub mod metadata;
 pub mod multipart;
 pub mod plan;

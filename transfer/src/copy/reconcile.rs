@@ -35,9 +35,9 @@ use ossbridge_message::Operation;
 use super::destination::{DestinationObject, Precondition, head_destination};
 use super::multipart;
 use super::plan::{Plan, decide};
-use super::recorded::{S3_USER_METADATA_LIMIT, Version, destination_metadata, user_metadata_size};
+use super::recorded::Version;
 use super::source::{Fetched, SourceObject, get_source, head_source};
-use super::{Copier, Lease, MAX_OBJECT_SIZE, Outcome, metadata, single};
+use super::{Copier, Lease, Outcome, limits, metadata, single};
 use crate::error::CopyError;
 use crate::telemetry;
 
@@ -122,7 +122,7 @@ impl Copier {
                 Fetched::Object(source, body)
                     if source.size <= self.options.multipart_threshold =>
                 {
-                    self.check_limits(&source, lease)?;
+                    limits::check(&source, lease.max_object_size(), self.options.copy_metadata)?;
                     let precondition = Precondition::Absent;
                     let _budget = self.reserve(source.size).await?;
                     let _in_flight = telemetry::InFlight::start(source.size);
@@ -147,7 +147,7 @@ impl Copier {
                 let (Some(source), Some(destination)) = (source, destination) else {
                     return Err(CopyError::transient("reconcile", "internal", "no object"));
                 };
-                self.check_limits(&source, lease)?;
+                limits::check(&source, lease.max_object_size(), self.options.copy_metadata)?;
                 metadata::rewrite(self, &source, &destination_key, &destination.etag).await?;
                 let outcome = if plan == Plan::Adopt {
                     Outcome::Adopted
@@ -166,7 +166,7 @@ impl Copier {
                 let Some(source) = source else {
                     return Err(CopyError::transient("reconcile", "internal", "no source"));
                 };
-                self.check_limits(&source, lease)?;
+                limits::check(&source, lease.max_object_size(), self.options.copy_metadata)?;
                 let precondition = Precondition::seen(destination.as_ref());
                 self.write(&source, &destination_key, &precondition, key)
                     .await
@@ -290,48 +290,6 @@ impl Copier {
         destination_key: &str,
     ) -> Result<Option<DestinationObject>, CopyError> {
         head_destination(&self.destination, &self.destination_bucket, destination_key).await
-    }
-
-    /// Refusals that no retry can change, before anything is written.
-    fn check_limits(&self, source: &SourceObject, lease: &Lease) -> Result<(), CopyError> {
-        if source.size > MAX_OBJECT_SIZE {
-            return Err(CopyError::permanent(
-                "copy",
-                "too_large",
-                format!(
-                    "{:?} is {} bytes; S3 objects are limited to {MAX_OBJECT_SIZE} bytes (5 TiB)",
-                    source.key, source.size
-                ),
-            ));
-        }
-        if let Some(limit) = lease.max_object_size()
-            && source.size > limit
-        {
-            return Err(CopyError::permanent(
-                "copy",
-                "too_large_for_queue",
-                format!(
-                    "{:?} is {} bytes; at worker.lease_throughput_mib_per_sec a queue worker cannot \
-                     copy more than {limit} bytes within SQS's 12-hour visibility limit; copy it \
-                     with `ossbridge-transfer sync --include` (no queue, no limit)",
-                    source.key, source.size
-                ),
-            ));
-        }
-        let size = user_metadata_size(&destination_metadata(source, self.options.copy_metadata));
-        if size > S3_USER_METADATA_LIMIT {
-            return Err(CopyError::permanent(
-                "copy",
-                "metadata_too_large",
-                format!(
-                    "{:?} carries {size} bytes of user metadata with ossbridge's records; S3 allows \
-                     {S3_USER_METADATA_LIMIT} (OSS allows 8 KiB); shorten it at the source or set \
-                     copy.copy_metadata = false",
-                    source.key
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 
