@@ -3,7 +3,10 @@
 //!
 //! A key is remembered only after SQS accepted its message: remembering it
 //! earlier would make a retry after a failed enqueue look like a duplicate
-//! and the event would be lost.
+//! and the event would be lost. And it is remembered for the queue that
+//! accepted it: the same event delivered to two sources with different
+//! queues must reach both, while sources sharing a queue still drop each
+//! other's duplicates.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -28,27 +31,69 @@ impl Dedup {
         Dedup { seen }
     }
 
-    /// Drops messages already enqueued recently, or twice in `messages`;
-    /// returns how many were dropped.
-    pub fn remove_duplicates(&self, messages: &mut Vec<QueueMessage>) -> usize {
+    /// Drops messages already enqueued on `queue_url` recently, or twice in
+    /// `messages`; returns how many were dropped.
+    pub fn remove_duplicates(&self, queue_url: &str, messages: &mut Vec<QueueMessage>) -> usize {
         let before = messages.len();
         let mut in_request = HashSet::new();
         messages.retain(|m| {
-            let recent = self
-                .seen
-                .as_ref()
-                .is_some_and(|s| s.contains_key(&m.idempotency_key));
-            !recent && in_request.insert(m.idempotency_key.clone())
+            let key = scoped(queue_url, &m.idempotency_key);
+            let recent = self.seen.as_ref().is_some_and(|s| s.contains_key(&key));
+            !recent && in_request.insert(key)
         });
         before - messages.len()
     }
 
-    /// Remembers messages SQS accepted.
-    pub fn remember(&self, messages: &[QueueMessage]) {
+    /// Remembers messages `queue_url` accepted.
+    pub fn remember(&self, queue_url: &str, messages: &[QueueMessage]) {
         if let Some(seen) = &self.seen {
             for m in messages {
-                seen.insert(m.idempotency_key.clone(), ());
+                seen.insert(scoped(queue_url, &m.idempotency_key), ());
             }
         }
+    }
+}
+
+/// The cache key: the queue, then the message's idempotency key (a queue
+/// URL holds no newline).
+fn scoped(queue_url: &str, idempotency_key: &str) -> String {
+    format!("{queue_url}\n{idempotency_key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use ossbridge_message::{CONTRACT_VERSION, Operation};
+
+    use super::*;
+
+    fn message(key: &str) -> QueueMessage {
+        QueueMessage {
+            key: key.to_owned(),
+            size: 1,
+            version: CONTRACT_VERSION,
+            op: Operation::Copy,
+            bucket: "b".into(),
+            region: "r".into(),
+            e_tag: "e".into(),
+            event_name: "ObjectCreated:PutObject".into(),
+            event_time: String::new(),
+            request_id: "q".into(),
+            source_id: "s".into(),
+            idempotency_key: format!("idem-{key}"),
+        }
+    }
+
+    #[test]
+    fn duplicates_are_per_queue() {
+        let dedup = Dedup::new(&DedupConfig {
+            capacity: 100,
+            ttl_secs: 60,
+        });
+        dedup.remember("q1", &[message("a")]);
+        let mut again = vec![message("a"), message("b"), message("b")];
+        assert_eq!(dedup.remove_duplicates("q1", &mut again), 2);
+        assert_eq!(again, vec![message("b")]);
+        let mut elsewhere = vec![message("a")];
+        assert_eq!(dedup.remove_duplicates("q2", &mut elsewhere), 0);
     }
 }

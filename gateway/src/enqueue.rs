@@ -12,7 +12,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sqs::Client;
 use ossbridge_message::QueueMessage;
 use ossbridge_queue::{
-    BatchError, BatchObserver, BatchSender, BatchSettings, CallOutcome, CallReport, Entry,
+    BatchError, BatchObserver, BatchSender, BatchSettings, CallOutcome, CallReport, Entry, fifo,
 };
 use tokio::task::JoinHandle;
 
@@ -95,11 +95,35 @@ impl Batcher {
         (Batcher { sender }, task)
     }
 
+    /// The queue this batcher sends to.
+    pub fn queue_url(&self) -> &str {
+        self.sender.queue_url()
+    }
+
     /// Resolves once SQS has accepted every message, or with the first
     /// failure. On a FIFO queue each message is grouped by object and
-    /// deduplicated by its idempotency key. The caller bounds the wait.
-    pub async fn send(&self, messages: &[QueueMessage]) -> Result<(), EnqueueError> {
-        let entries = messages.iter().map(Entry::for_message);
+    /// deduplicated by its idempotency key, or, for a deliberate resend
+    /// (`resend`: the replay run), by a deduplication id of that run, so
+    /// SQS does not drop it as a repeat of the original. The caller bounds
+    /// the wait.
+    pub async fn send(
+        &self,
+        messages: &[QueueMessage],
+        resend: Option<&str>,
+    ) -> Result<(), EnqueueError> {
+        let entries: Vec<Entry> = messages
+            .iter()
+            .map(|m| {
+                let entry = Entry::for_message(m);
+                match resend {
+                    Some(run) => entry.with_deduplication_id(fifo::resend_deduplication_id(
+                        &m.idempotency_key,
+                        run,
+                    )),
+                    None => entry,
+                }
+            })
+            .collect();
         Ok(self.sender.submit_all(entries).await?)
     }
 }

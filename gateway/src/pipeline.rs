@@ -44,7 +44,9 @@ impl Pipeline<'_> {
             .iter()
             .map(|m| m.idempotency_key.clone())
             .collect();
-        let duplicates = self.dedup.remove_duplicates(&mut normalized.messages);
+        let duplicates = self
+            .dedup
+            .remove_duplicates(self.batcher.queue_url(), &mut normalized.messages);
         telemetry::duplicates_dropped(duplicates);
         for m in &normalized.messages {
             tracing::debug!(event = "event_normalized", key = %m.key, op = ?m.op, idempotency_key = %m.idempotency_key);
@@ -67,22 +69,25 @@ impl Pipeline<'_> {
             self.dedup,
             self.enqueue_timeout,
             &prepared.messages,
+            None,
         )
         .await
     }
 }
 
-/// [`Pipeline::send`] for callers holding owned handles (spawned tasks).
+/// [`Pipeline::send`] for callers holding owned handles (spawned tasks);
+/// `resend` names a replay run (see [`Batcher::send`]).
 pub async fn send(
     batcher: &Batcher,
     dedup: &Dedup,
     enqueue_timeout: Duration,
     messages: &[QueueMessage],
+    resend: Option<&str>,
 ) -> Result<(), EnqueueError> {
-    tokio::time::timeout(enqueue_timeout, batcher.send(messages))
+    tokio::time::timeout(enqueue_timeout, batcher.send(messages, resend))
         .await
         .map_err(|_| EnqueueError::Timeout(enqueue_timeout))??;
-    dedup.remember(messages);
+    dedup.remember(batcher.queue_url(), messages);
     telemetry::enqueued(messages.iter().map(|m| m.event_time.as_str()));
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! One group per object keeps each key's events in order while different
 //! keys proceed in parallel. The deduplication id is the message's
 //! idempotency key, so SQS drops a repeat of the same event (a webhook
-//! retried, a replay) within its five-minute window.
+//! retried) within its five-minute window. A deliberate resend (a replay,
+//! a redrive from the dead-letter queue, a hand-back) must not be dropped
+//! as a repeat, so it gets [`resend_deduplication_id`].
 
 use ossbridge_message::QueueMessage;
 
@@ -33,6 +35,16 @@ pub fn deduplication_id(message: &QueueMessage) -> String {
     message.idempotency_key.clone()
 }
 
+/// The deduplication id of a deliberate resend of a message whose own id
+/// is `original`, for one resend `attempt` (a replay run's id, the receipt
+/// handle a redrive received): SQS keeps a new id for five minutes, so
+/// sending the message again inside that window is not taken for the
+/// original and silently dropped, while the same attempt retried still
+/// deduplicates. SHA-256 in hex, 64 characters.
+pub fn resend_deduplication_id(original: &str, attempt: &str) -> String {
+    ossbridge_message::idempotency_key("resend", original, attempt, "", "")
+}
+
 /// Whether SQS accepts `id` as a group or deduplication id: 1 to 128
 /// characters, each alphanumeric or ASCII punctuation.
 pub fn is_valid_id(id: &str) -> bool {
@@ -46,6 +58,15 @@ pub fn is_valid_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resend_is_a_new_id_per_attempt_and_stable_within_one() {
+        let first = resend_deduplication_id("idem", "run-1");
+        assert!(is_valid_id(&first));
+        assert_ne!(first, "idem");
+        assert_eq!(first, resend_deduplication_id("idem", "run-1"));
+        assert_ne!(first, resend_deduplication_id("idem", "run-2"));
+    }
 
     #[test]
     fn only_fifo_urls_are_fifo() {

@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod proxy;
 pub mod s3_proxy;
 pub mod services;
+mod sqs_dedup;
 pub mod tools;
 pub mod webhook;
 

@@ -52,6 +52,8 @@ struct State {
     client: Client<HttpConnector, Full<Bytes>>,
     calls: Mutex<HashMap<String, u64>>,
     faults: Mutex<Faults>,
+    /// SQS's five-minute FIFO deduplication window (`sqs_dedup.rs`).
+    fifo: crate::sqs_dedup::DedupWindow,
 }
 
 #[derive(Debug)]
@@ -71,6 +73,7 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             calls: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
+            fifo: Default::default(),
         });
         let task = spawn_http1(listener, state.clone(), handle);
         Ok(FaultProxy { addr, state, task })
@@ -297,16 +300,19 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         body = Bytes::from(serde_json::to_vec(&json)?);
         parts.headers.remove(hyper::header::CONTENT_LENGTH);
     }
+    let deduplicated = match state.fifo.filter(&target, body)? {
+        crate::sqs_dedup::Filtered::Forward(kept, dropped) => {
+            body = kept;
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            dropped
+        }
+        crate::sqs_dedup::Filtered::Answer(json) => return json_answer(&json),
+    };
     if fail.is_some() && forwarded == 0 {
         // SQS refuses an empty batch; answer for it, as SQS would when it
         // fails every entry.
         let json = serde_json::json!({"Successful": [], "Failed": failed_entries(failed_ids)});
-        let mut r = response(StatusCode::OK, Bytes::from(serde_json::to_vec(&json)?));
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
-        );
-        return Ok(r);
+        return json_answer(&json);
     }
     let path = parts
         .uri
@@ -320,6 +326,15 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         .await?;
     let (mut parts, body) = upstream.into_parts();
     let mut body = body.collect().await?.to_bytes();
+    if !deduplicated.is_empty() {
+        let mut json: Value = serde_json::from_slice(&body).context("batch response")?;
+        match json.get_mut("Successful").and_then(Value::as_array_mut) {
+            Some(list) => list.extend(deduplicated),
+            None => json["Successful"] = Value::Array(deduplicated),
+        }
+        body = Bytes::from(serde_json::to_vec(&json)?);
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    }
     if !failed_ids.is_empty() {
         let mut json: Value = serde_json::from_slice(&body).context("batch response")?;
         let failed = failed_entries(failed_ids);
@@ -331,6 +346,16 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         parts.headers.remove(hyper::header::CONTENT_LENGTH);
     }
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// An SQS JSON answer made here.
+fn json_answer(json: &Value) -> Result<Response<Full<Bytes>>> {
+    let mut r = response(StatusCode::OK, Bytes::from(serde_json::to_vec(json)?));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    Ok(r)
 }
 
 /// The `Failed` entries of a batch response for `ids`: a server-side

@@ -12,7 +12,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message};
 use ossbridge_queue::limits::MAX_BATCH_ENTRIES;
 use ossbridge_queue::{
-    BatchDeleter, BatchSender, BatchSettings, Entry, NoObserver, request_copy_attributes,
+    BatchDeleter, BatchSender, BatchSettings, Entry, NoObserver, fifo, request_copy_attributes,
 };
 use ossbridge_runtime::error_chain;
 use serde::Serialize;
@@ -121,9 +121,19 @@ impl Redrive {
         batch: Vec<Message>,
         summary: &mut RedriveSummary,
     ) {
+        // A deliberate resend: on a FIFO target the original deduplication
+        // id would make SQS drop the copy as a repeat if the original was
+        // sent less than five minutes ago, and the DLQ message would then
+        // be deleted with nothing queued. This receipt handle is new for
+        // every receive, and the same for a retry of this send.
         let sent = queues
             .target
-            .submit_many(batch.iter().map(Entry::copy_of))
+            .submit_many(batch.iter().map(|m| {
+                let original = m.message_id().unwrap_or_default();
+                let attempt = m.receipt_handle().unwrap_or_default();
+                Entry::copy_of(m)
+                    .with_deduplication_id(fifo::resend_deduplication_id(original, attempt))
+            }))
             .await;
         let mut moved = Vec::new();
         let mut not_moved = Vec::new();

@@ -109,6 +109,10 @@ impl Target<'_> {
             ..Summary::default()
         };
         let mut in_run: HashSet<String> = HashSet::new();
+        // A replay is a deliberate resend: on a FIFO queue its messages
+        // get deduplication ids of this run, so SQS does not drop them as
+        // repeats of events it saw less than five minutes ago.
+        let run_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
         let mut sending = JoinSet::new();
         for document in documents {
             summary.documents += 1;
@@ -151,8 +155,10 @@ impl Target<'_> {
             }
             let (batcher, dedup) = (self.pipeline.batcher.clone(), self.pipeline.dedup.clone());
             let timeout = self.pipeline.enqueue_timeout;
+            let run = run_id.clone();
             sending.spawn(async move {
-                let result = pipeline::send(&batcher, &dedup, timeout, &prepared.messages).await;
+                let result =
+                    pipeline::send(&batcher, &dedup, timeout, &prepared.messages, Some(&run)).await;
                 (document, prepared.messages.len(), result)
             });
         }

@@ -146,6 +146,17 @@ impl Gateway {
         Ok(request.send().await?)
     }
 
+    /// POSTs `body` signed now to `path` (another source's ingest path).
+    pub async fn post_signed_to(&self, path: &str, body: &str) -> Result<reqwest::Response> {
+        let headers: Vec<(String, String)> = self
+            .signer
+            .headers(&unique_name("msg"), webhook::now(), body.as_bytes())
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        self.post_to(path, body, &headers).await
+    }
+
     /// POSTs `body` signed now.
     pub async fn post_signed(&self, body: &str) -> Result<reqwest::Response> {
         let headers = self
