@@ -78,6 +78,16 @@ impl IngestError {
         }
     }
 
+    /// For a request refused as not authentic or not allowed, which check
+    /// refused it (a metric label; the failing-auth alarm counts these).
+    pub fn auth_reason(&self) -> Option<&'static str> {
+        match self {
+            IngestError::Unauthorized(e) if !e.is_retryable() => Some(e.reason()),
+            IngestError::Body(BodyError::Forbidden(_)) => Some("sender_not_allowed"),
+            _ => None,
+        }
+    }
+
     /// The reason given to the sender.
     fn public_reason(&self) -> String {
         match self {

@@ -154,6 +154,7 @@ pub async fn serve(
         tls,
         max_connections: config.limits.max_connections,
         header_read_timeout: Duration::from_millis(config.limits.header_read_timeout_ms),
+        keep_alive_timeout: Duration::from_millis(config.limits.keep_alive_timeout_ms),
         tls_handshake_timeout: Duration::from_millis(config.limits.tls_handshake_timeout_ms),
         grace,
     };

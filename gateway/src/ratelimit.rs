@@ -1,8 +1,13 @@
-//! Rate limits (governor token buckets): one for all clients and one per
-//! client IP. The client IP is the peer address, or, when the peer is a
-//! trusted proxy (the ALB), the right-most `X-Forwarded-For` entry that is
-//! not itself a trusted proxy, so a client cannot pick its own bucket by
-//! sending the header.
+//! Rate limits (governor token buckets): one per client IP, checked first,
+//! before the body is read, and one for all clients, charged only for
+//! requests that passed verification. So a client flooding the gateway
+//! with bad signatures empties its own bucket and no one else's: the
+//! shared budget is spent only on deliveries that were signed.
+//!
+//! The client IP is the peer address, or, when the peer is a trusted proxy
+//! (the ALB), the right-most `X-Forwarded-For` entry that is not itself a
+//! trusted proxy, so a client cannot pick its own bucket by sending the
+//! header.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -64,17 +69,23 @@ impl RateLimits {
             .unwrap_or(peer)
     }
 
-    /// `Err(wait)` when the request must be refused, with the time until
-    /// one would be allowed.
-    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
-        if let Some(global) = &self.global {
-            global
-                .check()
-                .map_err(|n| n.wait_time_from(self.clock.now()))?;
-        }
+    /// The client's own limit, before anything is read: `Err(wait)` when
+    /// the request must be refused, with the time until one would be
+    /// allowed.
+    pub fn check_client(&self, client: IpAddr) -> Result<(), Duration> {
         if let Some(per_ip) = &self.per_ip {
             per_ip
                 .check_key(&client)
+                .map_err(|n| n.wait_time_from(self.clock.now()))?;
+        }
+        Ok(())
+    }
+
+    /// The shared limit, for a request that passed verification.
+    pub fn check_global(&self) -> Result<(), Duration> {
+        if let Some(global) = &self.global {
+            global
+                .check()
                 .map_err(|n| n.wait_time_from(self.clock.now()))?;
         }
         Ok(())
@@ -126,10 +137,10 @@ mod tests {
         let l = limits(&[]);
         let a: IpAddr = "127.0.0.1".parse().expect("ip");
         let b: IpAddr = "::1".parse().expect("ip");
-        assert!(l.check(a).is_ok());
-        assert!(l.check(a).is_ok());
-        let wait = l.check(a).expect_err("burst of 2 used up");
+        assert!(l.check_client(a).is_ok());
+        assert!(l.check_client(a).is_ok());
+        let wait = l.check_client(a).expect_err("burst of 2 used up");
         assert!(wait > Duration::ZERO);
-        assert!(l.check(b).is_ok());
+        assert!(l.check_client(b).is_ok());
     }
 }

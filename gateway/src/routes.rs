@@ -147,6 +147,17 @@ async fn ingest(
                 telemetry::request_done(&source.id, e.outcome(), elapsed);
                 if e.is_retryable() {
                     tracing::warn!(event = "ingest_failed", status = e.status().as_u16(), error = %e);
+                } else if let Some(check) = e.auth_reason() {
+                    telemetry::auth_rejected(&source.id, check);
+                    // Its own event, with the source, for the stack's
+                    // failing-auth metric filter and alarm.
+                    tracing::warn!(
+                        event = "auth_rejected",
+                        source = %source.id,
+                        check,
+                        status = e.status().as_u16(),
+                        reason = %e
+                    );
                 } else {
                     tracing::info!(event = "ingest_rejected", status = e.status().as_u16(), reason = %e);
                 }
@@ -169,7 +180,7 @@ async fn handle(
     let client = state.rate_limits.client_ip(peer.ip(), &parts.headers);
     state
         .rate_limits
-        .check(client)
+        .check_client(client)
         .map_err(|retry_after| IngestError::RateLimited { retry_after })?;
     let body = read_limited(&parts.headers, body, state.max_body_bytes).await?;
     let received_at = OffsetDateTime::now_utc();
@@ -177,6 +188,10 @@ async fn handle(
         .verifier
         .verify(source.id.clone(), &parts, body, received_at)
         .await?;
+    state
+        .rate_limits
+        .check_global()
+        .map_err(|retry_after| IngestError::RateLimited { retry_after })?;
     let events = body::decode(source.format, &verified, source.mns_policy.as_ref())?;
     let pipeline = source.pipeline(state);
     let prepared = pipeline.prepare(&events);

@@ -30,6 +30,14 @@ pub const ENQUEUE_LAG_SECONDS: &str = "ossbridge_gateway_enqueue_lag_seconds";
 pub const SQS_READY: &str = "ossbridge_gateway_sqs_ready";
 /// Connections open now.
 pub const CONNECTIONS: &str = "ossbridge_gateway_connections";
+/// Connections closed for doing nothing: no request head in time, or idle
+/// past the keep-alive timeout.
+pub const CONNECTIONS_TIMED_OUT: &str = "ossbridge_gateway_connections_timed_out_total";
+/// Requests refused as not authentic or not allowed, by `source` and
+/// `reason` (header, timestamp, signature, credentials, body_digest,
+/// url_token, certificate, sender_not_allowed): a burst for one source
+/// usually means a rotated secret on one side only.
+pub const AUTH_REJECTIONS: &str = "ossbridge_gateway_auth_rejections_total";
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -51,6 +59,14 @@ pub fn prometheus() -> &'static PrometheusHandle {
 pub fn request_done(source: &str, outcome: &'static str, seconds: f64) {
     counter!(REQUESTS, "source" => source.to_owned(), "outcome" => outcome).increment(1);
     histogram!(REQUEST_SECONDS, "source" => source.to_owned()).record(seconds);
+}
+
+pub fn auth_rejected(source: &str, reason: &'static str) {
+    counter!(AUTH_REJECTIONS, "source" => source.to_owned(), "reason" => reason).increment(1);
+}
+
+pub fn connection_timed_out() {
+    counter!(CONNECTIONS_TIMED_OUT).increment(1);
 }
 
 pub fn event_seen(name: &str, action: &'static str) {

@@ -76,8 +76,15 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Whole-request deadline (reading the body, verifying, enqueueing).
     pub request_timeout_ms: u64,
-    /// Time a client gets to send the request headers (slowloris guard).
+    /// Time a new connection gets to send a whole request head, and a
+    /// reused HTTP/1.1 connection to finish a head it started (slowloris
+    /// guard); the connection is then closed.
     pub header_read_timeout_ms: u64,
+    /// How long a connection with nothing in flight stays open (HTTP/1.1
+    /// keep-alive, idle HTTP/2). Longer than the load balancer's idle
+    /// timeout (the ALB's default is 60 s), so the balancer never reuses a
+    /// connection the gateway has closed.
+    pub keep_alive_timeout_ms: u64,
     /// Time a client gets to finish the TLS handshake.
     pub tls_handshake_timeout_ms: u64,
     /// Connections served at once; further ones wait in the accept queue.
@@ -93,6 +100,7 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 10_000,
             header_read_timeout_ms: 5_000,
+            keep_alive_timeout_ms: 75_000,
             tls_handshake_timeout_ms: 5_000,
             max_connections: 10_000,
             shutdown_grace_secs: 20,
@@ -260,6 +268,7 @@ impl ServiceConfig for Config {
         positive("limits.max_body_bytes", l.max_body_bytes as u64)?;
         positive("limits.request_timeout_ms", l.request_timeout_ms)?;
         positive("limits.header_read_timeout_ms", l.header_read_timeout_ms)?;
+        positive("limits.keep_alive_timeout_ms", l.keep_alive_timeout_ms)?;
         positive(
             "limits.tls_handshake_timeout_ms",
             l.tls_handshake_timeout_ms,

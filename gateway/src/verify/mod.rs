@@ -105,6 +105,21 @@ impl VerifyError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, VerifyError::CertificateUnavailable)
     }
+
+    /// Which check failed, as a metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::MissingHeader(_) | VerifyError::MalformedHeader(_) => "header",
+            VerifyError::StaleTimestamp => "timestamp",
+            VerifyError::BadSignature => "signature",
+            VerifyError::BadCredentials => "credentials",
+            VerifyError::BodyDigestMismatch => "body_digest",
+            VerifyError::BadUrlToken => "url_token",
+            VerifyError::CertificateUrlRefused(_)
+            | VerifyError::CertificateUnavailable
+            | VerifyError::CertificateInvalid => "certificate",
+        }
+    }
 }
 
 /// A source's verifier, built once at start-up from its configuration and
@@ -190,13 +205,20 @@ fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Ver
 }
 
 /// Whether `candidate` equals any of `accepted`, in time independent of
-/// where (or whether) they differ.
+/// where they differ and of their lengths: both sides are compared as
+/// SHA-256 digests, whose length is fixed (`subtle` alone returns at once
+/// for slices of different lengths, telling a guesser the secret's
+/// length), and every accepted value is compared.
 pub(crate) fn matches_any(candidate: &[u8], accepted: &[Vec<u8>]) -> bool {
+    use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
-    accepted
-        .iter()
-        .fold(0u8, |acc, a| acc | candidate.ct_eq(a).unwrap_u8())
-        == 1
+    let given = Sha256::digest(candidate);
+    accepted.iter().fold(0u8, |acc, a| {
+        acc | given
+            .as_slice()
+            .ct_eq(Sha256::digest(a).as_slice())
+            .unwrap_u8()
+    }) == 1
 }
 
 /// Checks a Unix-seconds timestamp against `now` ± `tolerance_secs`.
@@ -209,4 +231,19 @@ fn check_timestamp(
         return Err(VerifyError::StaleTimestamp);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_any;
+
+    #[test]
+    fn equal_values_match_whatever_their_length() {
+        let accepted = vec![b"short".to_vec(), b"a-much-longer-secret".to_vec()];
+        assert!(matches_any(b"short", &accepted));
+        assert!(matches_any(b"a-much-longer-secret", &accepted));
+        assert!(!matches_any(b"shor", &accepted));
+        assert!(!matches_any(b"", &accepted));
+        assert!(!matches_any(b"short", &[]));
+    }
 }
