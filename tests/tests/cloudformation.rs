@@ -391,3 +391,192 @@ fn queue_and_transfer_agree_on_the_visibility_timeout() -> Result<()> {
     }
     Ok(())
 }
+
+/// The failing-auth alarm: metric filters on the gateway's log group match
+/// its `auth_rejected` lines by their top-level JSON field (the JSON logger
+/// flattens event fields, runtime/src/logging.rs), one per source (the
+/// `Source` dimension from `$.source`) and one total, and an alarm on the
+/// total notifies the alarm topic.
+#[test]
+fn auth_rejections_are_counted_per_source_and_alarmed() -> Result<()> {
+    let template = template()?;
+    let resources = template["Resources"].as_object().context("no Resources")?;
+    let log_group = json!({ "Ref": "GatewayLogGroup" });
+    let topic = json!([{ "Ref": "AlarmTopic" }]);
+
+    // (namespace, metric name, dimension keys) of every auth-rejection filter.
+    let mut metrics = Vec::new();
+    for (name, resource) in resources {
+        if resource["Type"] != "AWS::Logs::MetricFilter" {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        let pattern = properties["FilterPattern"].as_str().unwrap_or_default();
+        if !pattern.contains("auth_rejected") {
+            continue;
+        }
+        ensure!(
+            properties["LogGroupName"] == log_group,
+            "{name}: not on the gateway log group"
+        );
+        ensure!(
+            pattern
+                .replace(' ', "")
+                .contains(r#"$.event="auth_rejected""#),
+            "{name}: pattern {pattern} does not match the top-level event field"
+        );
+        let transformations = properties["MetricTransformations"]
+            .as_array()
+            .context("MetricTransformations")?;
+        ensure!(transformations.len() == 1, "{name}: one transformation");
+        let t = &transformations[0];
+        ensure!(
+            t["MetricValue"] == "1" && t["Unit"] == "Count",
+            "{name}: counts one per line: {t}"
+        );
+        let dimensions = t["Dimensions"].as_array().cloned().unwrap_or_default();
+        ensure!(
+            dimensions.is_empty() || t.get("DefaultValue").is_none(),
+            "{name}: DefaultValue cannot be combined with dimensions"
+        );
+        for d in &dimensions {
+            ensure!(
+                d["Value"].as_str().is_some_and(|v| v.starts_with("$.")),
+                "{name}: a dimension value must be a log field: {d}"
+            );
+        }
+        let keys: Vec<(String, String)> = dimensions
+            .iter()
+            .map(|d| (strings(&d["Key"]).concat(), strings(&d["Value"]).concat()))
+            .collect();
+        metrics.push((t["MetricNamespace"].clone(), t["MetricName"].clone(), keys));
+    }
+    let per_source = metrics
+        .iter()
+        .find(|(_, name, keys)| {
+            *name == "AuthRejections" && keys == &[("Source".to_owned(), "$.source".to_owned())]
+        })
+        .context("no AuthRejections filter with the Source dimension ($.source)")?;
+
+    // An alarm on an AuthRejections metric the filters produce, notifying
+    // the topic.
+    let alarm = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(name, r)| (name, &r["Properties"]))
+        .find(|(_, p)| p["MetricName"] == "AuthRejections")
+        .context("no alarm on AuthRejections")?;
+    let (name, p) = alarm;
+    let dimensions = p["Dimensions"].as_array().cloned().unwrap_or_default();
+    ensure!(
+        metrics
+            .iter()
+            .any(|(namespace, metric, keys)| *namespace == p["Namespace"]
+                && *metric == p["MetricName"]
+                && keys.is_empty()
+                && dimensions.is_empty()),
+        "{name}: alarms on no metric the filters publish (it needs the total, without dimensions)"
+    );
+    ensure!(
+        p["Namespace"] == per_source.0,
+        "{name}: the per-source and the total metric are in different namespaces"
+    );
+    ensure!(
+        p["AlarmActions"] == topic && p["OKActions"] == topic,
+        "{name}: must notify AlarmTopic on ALARM and OK"
+    );
+    ensure!(
+        p["Threshold"] == json!({ "Ref": "AuthRejectionAlarmThreshold" })
+            && p["Statistic"] == "Sum"
+            && p["TreatMissingData"] == "notBreaching",
+        "{name}: {p}"
+    );
+    let description = p["AlarmDescription"].as_str().context("AlarmDescription")?;
+    ensure!(
+        description.is_ascii() && !description.contains('\''),
+        "{name}: AlarmDescription must be ASCII without apostrophes"
+    );
+    ensure!(
+        description.contains("auth_rejected"),
+        "{name}: the description should point at the auth_rejected log lines"
+    );
+    Ok(())
+}
+
+/// Port 80 forwards only the MNS source's path, only with the plain-HTTP
+/// option, and the gateway is told to accept it there and nowhere else.
+#[test]
+fn port_80_forwards_only_the_mns_source_path_when_asked() -> Result<()> {
+    let template = template()?;
+    let resources = &template["Resources"];
+    let redirect = &resources["HttpRedirectListener"]["Properties"];
+    ensure!(
+        redirect["Port"] == 80 && redirect["DefaultActions"][0]["Type"] == "redirect",
+        "port 80 must redirect by default: {redirect}"
+    );
+    let rules: Vec<(&String, &Value)> = resources
+        .as_object()
+        .context("Resources")?
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule")
+        .filter(|(_, r)| r["Properties"]["ListenerArn"] == json!({ "Ref": "HttpRedirectListener" }))
+        .collect();
+    ensure!(
+        rules.len() == 1,
+        "one rule on port 80, found {}",
+        rules.len()
+    );
+    let (name, rule) = rules[0];
+    ensure!(
+        rule["Condition"] == "UseMnsPlainHttp",
+        "{name}: must exist only with MnsPlainHttp"
+    );
+    let conditions = rule["Properties"]["Conditions"]
+        .as_array()
+        .context("Conditions")?;
+    let paths: Vec<&Value> = conditions
+        .iter()
+        .filter(|c| c["Field"] == "path-pattern")
+        .flat_map(|c| {
+            c["PathPatternConfig"]["Values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .collect();
+    ensure!(
+        paths == [&sub("/v1/ingest/${SourceId}")],
+        "{name}: forwards {paths:?}, not just the source path"
+    );
+    // The gateway's environment turns allow_plain_http on under the same
+    // condition, and the condition needs the topic owner.
+    let env =
+        resources["GatewayTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"]
+            .as_array()
+            .context("gateway Environment")?;
+    let plain = env
+        .iter()
+        .find(|e| e["Fn::If"][0] == "UseMnsPlainHttp")
+        .context("no ALLOW_PLAIN_HTTP under UseMnsPlainHttp")?;
+    ensure!(
+        plain["Fn::If"][1]["Name"]["Fn::Sub"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("__VERIFIER__ALLOW_PLAIN_HTTP")),
+        "{plain}"
+    );
+    ensure!(
+        env.iter()
+            .any(|e| e["Name"] == "OSSBRIDGE_RATE_LIMIT__TRUSTED_PROXIES"),
+        "the gateway must believe the ALB's X-Forwarded-Proto"
+    );
+    let condition = &template["Conditions"]["UseMnsPlainHttp"];
+    ensure!(
+        condition.to_string().contains("HasMnsTopicOwner"),
+        "UseMnsPlainHttp must need the topic owner: {condition}"
+    );
+    ensure!(
+        template["Rules"]["MnsPlainHttpNeedsTopicOwner"].is_object(),
+        "a stack rule must refuse MnsPlainHttp without MnsTopicOwner"
+    );
+    Ok(())
+}

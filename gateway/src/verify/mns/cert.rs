@@ -5,6 +5,13 @@
 //! A URL is checked against the allowlist before any connection is made,
 //! so a forged `x-mns-signing-cert-url` cannot make the gateway contact an
 //! arbitrary host.
+//!
+//! The certificate is only a container for the key: its validity dates,
+//! issuer and self-signature are not checked. Aliyun's certificate is
+//! self-signed and expired on 2016-07-01, yet it signed a genuine push in
+//! 2023 (see the fixture `tests/fixtures/mns/aliyun-2023-cert.pem`); what
+//! vouches for the key is the allowlisted HTTPS location it was fetched
+//! from, not the certificate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +22,7 @@ use x509_cert::Certificate;
 use x509_cert::der::{Decode, DecodePem};
 
 use super::VerifyError;
+use super::rsa_sha1::{SigningKey, UnsupportedKey};
 use crate::config::MnsConfig;
 
 /// rsaEncryption (RFC 8017).
@@ -80,7 +88,7 @@ fn host_matches(pattern: &str, host: &str) -> bool {
             })
 }
 
-/// Fetches and caches signing certificates' RSA public keys.
+/// Fetches and caches signing certificates' RSA keys.
 #[derive(Debug)]
 pub struct CertStore {
     rules: Vec<CertUrlRule>,
@@ -88,8 +96,9 @@ pub struct CertStore {
     client: reqwest::Client,
     max_bytes: usize,
     date_tolerance: time::Duration,
-    /// URL → PKCS#1 RSAPublicKey DER.
-    cache: moka::future::Cache<String, Arc<Vec<u8>>>,
+    /// URL → the certificate's key, checked to be usable. Refusals are
+    /// not cached: the next push tries again.
+    cache: moka::future::Cache<String, Arc<SigningKey>>,
 }
 
 impl CertStore {
@@ -172,16 +181,16 @@ impl CertStore {
         }
     }
 
-    /// The certificate's RSA public key (PKCS#1 DER), from the cache or
-    /// fetched. `url` must come from [`CertStore::check_url`].
-    pub async fn public_key(&self, url: Url) -> Result<Arc<Vec<u8>>, VerifyError> {
+    /// The certificate's signing key, from the cache or fetched. `url`
+    /// must come from [`CertStore::check_url`].
+    pub async fn signing_key(&self, url: Url) -> Result<Arc<SigningKey>, VerifyError> {
         self.cache
             .try_get_with(url.to_string(), self.fetch(url))
             .await
             .map_err(|e: Arc<VerifyError>| (*e).clone())
     }
 
-    async fn fetch(&self, url: Url) -> Result<Arc<Vec<u8>>, VerifyError> {
+    async fn fetch(&self, url: Url) -> Result<Arc<SigningKey>, VerifyError> {
         let mut response = self.client.get(url.clone()).send().await.map_err(|e| {
             tracing::warn!(event = "mns_cert_fetch_failed", url = %url, error = %e);
             VerifyError::CertificateUnavailable
@@ -198,7 +207,7 @@ impl CertStore {
         }
         if !status.is_success() {
             tracing::warn!(event = "mns_cert_fetch_refused", url = %url, status = status.as_u16());
-            return Err(VerifyError::CertificateInvalid);
+            return Err(VerifyError::CertificateInvalid("not served (HTTP 4xx)"));
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = response
@@ -208,26 +217,33 @@ impl CertStore {
         {
             if bytes.len() + chunk.len() > self.max_bytes {
                 tracing::warn!(event = "mns_cert_too_large", url = %url, limit = self.max_bytes);
-                return Err(VerifyError::CertificateInvalid);
+                return Err(VerifyError::CertificateInvalid("larger than mns.max_cert_bytes"));
             }
             bytes.extend_from_slice(&chunk);
         }
-        let key = rsa_public_key(&bytes).ok_or(VerifyError::CertificateInvalid)?;
-        tracing::info!(event = "mns_cert_fetched", url = %url);
+        let key = signing_key(&bytes).inspect_err(|e| {
+            tracing::warn!(event = "mns_cert_unusable", url = %url, error = %e);
+        })?;
+        tracing::info!(event = "mns_cert_fetched", url = %url, key_bits = key.bits());
         Ok(Arc::new(key))
     }
 }
 
-/// The PKCS#1 RSAPublicKey of a PEM or DER X.509 certificate.
-fn rsa_public_key(bytes: &[u8]) -> Option<Vec<u8>> {
+/// The RSA key of a PEM or DER X.509 certificate. Nothing else in the
+/// certificate is looked at (see the module comment).
+pub(super) fn signing_key(bytes: &[u8]) -> Result<SigningKey, VerifyError> {
     let cert = Certificate::from_pem(bytes)
         .or_else(|_| Certificate::from_der(bytes))
-        .ok()?;
+        .map_err(|_| VerifyError::CertificateInvalid("not an X.509 certificate"))?;
     let spki = cert.tbs_certificate.subject_public_key_info;
     if spki.algorithm.oid.to_string() != RSA_ENCRYPTION {
-        return None;
+        return Err(VerifyError::UnsupportedKey(UnsupportedKey::NotRsa));
     }
-    spki.subject_public_key.as_bytes().map(<[u8]>::to_vec)
+    let der = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or(VerifyError::CertificateInvalid("malformed RSA key"))?;
+    SigningKey::from_pkcs1_der(der)
 }
 
 #[cfg(test)]

@@ -15,10 +15,10 @@
 //! checked later, against the source's `topic_owners` / `url_token`.
 
 mod cert;
+mod rsa_sha1;
 
 use std::sync::Arc;
 
-use aws_lc_rs::signature::{RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY, UnparsedPublicKey};
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 
 use super::{VerifyError, header, matches_any};
 pub use cert::{CertStore, CertUrlRule};
+pub use rsa_sha1::UnsupportedKey;
 
 const CERT_URL: &str = "x-mns-signing-cert-url";
 
@@ -73,13 +74,8 @@ impl MnsVerifier {
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or(VerifyError::MalformedHeader(CERT_URL))?;
         let fetch_url = self.certs.check_url(&cert_url)?;
-        let key = self.certs.public_key(fetch_url).await?;
-        UnparsedPublicKey::new(
-            &RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-            key.as_slice(),
-        )
-        .verify(string_to_sign(request).as_bytes(), &signature)
-        .map_err(|_| VerifyError::BadSignature)?;
+        let key = self.certs.signing_key(fetch_url).await?;
+        key.verify(string_to_sign(request).as_bytes(), &signature)?;
         Ok(url_token_checked)
     }
 
@@ -192,6 +188,73 @@ mod tests {
             "POST\nZDgxNjY5ZjFlMDQ5MGM0YWMwMWE5ODlmZDVlYmQxYjI=\ntext/xml;charset=utf-8\n\
              Wed, 25 May 2016 10:46:14 GMT\nx-mns-request-id:57458276F0E3D56D7C00****\n\
              x-mns-version:2015-06-06\n/notifications"
+        );
+    }
+
+    /// A genuine push received on 2023-03-29 (SIMPLIFIED, published by a
+    /// third party; see ../shared/notes/mns-real-push.md), signed with
+    /// Aliyun's 512-bit key whose certificate expired in 2016.
+    #[test]
+    fn a_real_2023_push_verifies_with_aliyuns_expired_512_bit_certificate() {
+        const CERT: &[u8] = include_bytes!("../../../../tests/fixtures/mns/aliyun-2023-cert.pem");
+        const SIGNATURE: &str = "LP3cxoTCbhsiLJi0KQdEiRaufaxMfWUdLH064yoVoKl8xNcY+299itGmGsirVMY8vDpuZ1VwS0Uw7R5dNduSXg==";
+        let mut request = Request::post("/notifications");
+        for (name, value) in [
+            ("Content-md5", "4CCBAD7AF2D23C2D00DDECCA59323A8C"),
+            ("Content-Type", "text/plain;charset=utf-8"),
+            ("Date", "Wed, 29 Mar 2023 08:41:27 GMT"),
+            ("User-Agent", "Aliyun Notification Service Agent"),
+            ("x-mns-version", "2015-06-06"),
+            ("x-mns-topic-owner", "1321669497458181"),
+            (
+                "x-mns-topic-name",
+                "mns-en-topics-oss-fecdn-internal-pre-22849529792243",
+            ),
+            (
+                "x-mns-subscription-name",
+                "mns-en-subs-oss-fecdn-internal-pre-1-22849529855680",
+            ),
+            ("x-mns-subscriber", "1321669497458181"),
+            (
+                "x-mns-signing-cert-url",
+                "aHR0cHM6Ly9tbnN0ZXN0Lm9zcy1jbi1oYW5nemhvdS5hbGl5dW5jcy5jb20veDUwOV9wdWJsaWNfY2VydGlmaWNhdGUucGVt",
+            ),
+            ("x-mns-request-id", "6423F9B7BF94313030AF5EA0"),
+            ("x-mns-publish-time", "1680079287576"),
+            ("x-mns-message-id", "250EB49D5F8D737A391C93C6ED165396"),
+        ] {
+            request = request.header(name, value);
+        }
+        let (mut parts, ()) = request.body(()).expect("request").into_parts();
+        let text = string_to_sign(&parts);
+        assert_eq!(
+            text,
+            "POST\n4CCBAD7AF2D23C2D00DDECCA59323A8C\ntext/plain;charset=utf-8\n\
+             Wed, 29 Mar 2023 08:41:27 GMT\n\
+             x-mns-message-id:250EB49D5F8D737A391C93C6ED165396\n\
+             x-mns-publish-time:1680079287576\n\
+             x-mns-request-id:6423F9B7BF94313030AF5EA0\n\
+             x-mns-signing-cert-url:aHR0cHM6Ly9tbnN0ZXN0Lm9zcy1jbi1oYW5nemhvdS5hbGl5dW5jcy5jb20veDUwOV9wdWJsaWNfY2VydGlmaWNhdGUucGVt\n\
+             x-mns-subscriber:1321669497458181\n\
+             x-mns-subscription-name:mns-en-subs-oss-fecdn-internal-pre-1-22849529855680\n\
+             x-mns-topic-name:mns-en-topics-oss-fecdn-internal-pre-22849529792243\n\
+             x-mns-topic-owner:1321669497458181\n\
+             x-mns-version:2015-06-06\n\
+             /notifications"
+        );
+        let key = cert::signing_key(CERT).expect("an expired certificate still holds a usable key");
+        assert_eq!(key.bits(), 512);
+        let signature = STANDARD.decode(SIGNATURE).expect("base64");
+        assert_eq!(key.verify(text.as_bytes(), &signature), Ok(()));
+
+        // The signature covers the topic owner: another one fails, and
+        // fails as a signature mismatch (the key itself is fine).
+        parts
+            .headers
+            .insert("x-mns-topic-owner", "1148930107246818".parse().expect("value"));
+        assert_eq!(
+            key.verify(string_to_sign(&parts).as_bytes(), &signature),
+            Err(VerifyError::BadSignature)
         );
     }
 
