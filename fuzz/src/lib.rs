@@ -89,6 +89,7 @@ pub fn mns_body(data: &[u8]) -> MnsOutcome {
     let policy = MnsPolicy {
         topic_owners: vec![MNS_TOPIC_OWNER.to_owned()],
         topics: Vec::new(),
+        format: None,
     };
     let untrusted = body::decode(BodyFormat::Mns, &verified, Some(&policy))
         .ok()
@@ -150,9 +151,14 @@ pub fn signatures(data: &[u8]) -> Verdicts {
         .verifiers
         .iter()
         .map(|(name, verifier)| {
-            let result =
-                now_or_never(verifier.verify(Arc::from(SOURCE_ID), &parts, body.clone(), now))
-                    .map(|verified| assert_eq!(verified.body(), &body[..]));
+            let result = now_or_never(verifier.verify(
+                Arc::from(SOURCE_ID),
+                &parts,
+                body.clone(),
+                now,
+                true,
+            ))
+            .map(|verified| assert_eq!(verified.body(), &body[..]));
             (*name, result)
         })
         .collect();
@@ -388,6 +394,7 @@ impl Fixtures {
             &self.api_key_request,
             Bytes::copy_from_slice(body),
             now(),
+            true,
         ))
         .expect("the API key request is accepted")
     }
@@ -469,6 +476,8 @@ fn build_fixtures() -> Fixtures {
                 topic_owners: Vec::new(),
                 topics: Vec::new(),
                 url_token: Some(inline()),
+                notify_content_format: None,
+                allow_plain_http: false,
             },
             secrets(&[MNS_URL_TOKEN]),
         ),

@@ -83,7 +83,7 @@ impl IngestError {
     pub fn auth_reason(&self) -> Option<&'static str> {
         match self {
             IngestError::Unauthorized(e) if !e.is_retryable() => Some(e.reason()),
-            IngestError::Body(BodyError::Forbidden(_)) => Some("sender_not_allowed"),
+            IngestError::Body(BodyError::Forbidden(r)) => Some(r.reason()),
             _ => None,
         }
     }

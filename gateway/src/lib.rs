@@ -22,6 +22,7 @@ pub mod routes;
 pub mod secrets;
 pub mod server;
 pub mod telemetry;
+mod transport;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -130,6 +131,7 @@ pub async fn serve(
 
     let state = Arc::new(AppState {
         sources,
+        listener_tls: tls.is_some(),
         max_body_bytes: config.limits.max_body_bytes,
         request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
         enqueue_timeout,
@@ -230,17 +232,7 @@ async fn build_source(
         None => Vec::new(),
     };
     let verifier = Verifier::build(&key, &config.verifier, secrets, certs)?;
-    let mns_policy = match &config.verifier {
-        VerifierConfig::Mns {
-            topic_owners,
-            topics,
-            ..
-        } => Some(body::MnsPolicy {
-            topic_owners: topic_owners.clone(),
-            topics: topics.clone(),
-        }),
-        _ => None,
-    };
+    let mns_policy = body::MnsPolicy::of(&config.verifier);
     let id: Arc<str> = Arc::from(id);
     Ok(Source {
         normalizer: normalize::Normalizer::new(id.clone(), config),
@@ -248,6 +240,13 @@ async fn build_source(
         verifier,
         format: config.format(),
         mns_policy,
+        allow_plain_http: matches!(
+            config.verifier,
+            VerifierConfig::Mns {
+                allow_plain_http: true,
+                ..
+            }
+        ),
         batcher,
     })
 }

@@ -46,7 +46,8 @@ impl RateLimits {
         }
     }
 
-    fn trusted(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of `rate_limit.trusted_proxies`.
+    pub fn trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 

@@ -30,7 +30,8 @@ use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimits;
 use crate::replay::admin::AdminReplay;
 use crate::telemetry;
-use crate::verify::Verifier;
+use crate::transport::Scheme;
+use crate::verify::{Verifier, VerifyError};
 
 /// A configured webhook source, ready to serve.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub struct Source {
     pub verifier: Verifier,
     pub format: BodyFormat,
     pub mns_policy: Option<MnsPolicy>,
+    /// Pushes over plain HTTP are accepted (MNS `allow_plain_http`).
+    pub allow_plain_http: bool,
     pub normalizer: Normalizer,
     pub batcher: Batcher,
 }
@@ -58,6 +61,8 @@ impl Source {
 #[derive(Debug)]
 pub struct AppState {
     pub sources: HashMap<String, Source>,
+    /// The public listener terminates TLS itself.
+    pub listener_tls: bool,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub enqueue_timeout: Duration,
@@ -182,11 +187,25 @@ async fn handle(
         .rate_limits
         .check_client(client)
         .map_err(|retry_after| IngestError::RateLimited { retry_after })?;
+    let scheme = Scheme::of(
+        state.listener_tls,
+        state.rate_limits.trusted(peer.ip()),
+        &parts.headers,
+    );
+    if scheme == Scheme::Http && !source.allow_plain_http {
+        return Err(VerifyError::PlainHttp.into());
+    }
     let body = read_limited(&parts.headers, body, state.max_body_bytes).await?;
     let received_at = OffsetDateTime::now_utc();
     let verified = source
         .verifier
-        .verify(source.id.clone(), &parts, body, received_at)
+        .verify(
+            source.id.clone(),
+            &parts,
+            body,
+            received_at,
+            scheme.confidential(),
+        )
         .await?;
     state
         .rate_limits

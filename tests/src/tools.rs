@@ -146,6 +146,9 @@ pub struct CertServer {
     pub ca: PathBuf,
     pub signing_key: PathBuf,
     pub other_signing_key: PathBuf,
+    /// The 512-bit key of `/aliyun-512.pem`, whose certificate expired in
+    /// 2016 (as Aliyun's does).
+    pub legacy_signing_key: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -171,6 +174,7 @@ impl CertServer {
             ca: path("ca"),
             signing_key: path("signing_key"),
             other_signing_key: path("other_signing_key"),
+            legacy_signing_key: path("legacy_signing_key"),
             child,
             _dir: dir,
         })

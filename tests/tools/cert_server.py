@@ -7,13 +7,17 @@ by it, and an MNS signing key (signing-key.pem) with its self-signed
 certificate. Starts two HTTPS servers on OS-picked ports:
 
   main:  /cert.pem      the signing certificate
+         /aliyun-512.pem  a certificate shaped like Aliyun's real one: a
+                        512-bit RSA key (made by the openssl CLI, since
+                        `cryptography` refuses to generate one), self-signed,
+                        expired on 2016-07-01 (legacy-signing-key.pem)
          /redirect      302 to https://127.0.0.1:<other>/cert.pem
          /large         a body of 1 MiB
          /slow          answers after 30 s
   other: /cert.pem      the same certificate (a host the gateway must not use)
 
 Prints one JSON line {"port", "other_port", "ca", "signing_key",
-"other_signing_key"} and serves until stdin closes. GET /stats on either
+"other_signing_key", "legacy_signing_key"} and serves until stdin closes. GET /stats on either
 server reports the connections each server has accepted so far, so a test
 can show that a refused URL was never contacted, and how often /cert.pem
 was fetched.
@@ -25,6 +29,7 @@ import ipaddress
 import json
 import os
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -68,7 +73,7 @@ def certificate(subject, key, issuer, issuer_key, ca=False, ip=None):
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def make_handler(name, signing_cert, other_port):
+def make_handler(name, signing_cert, other_port, legacy_cert=b""):
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -86,6 +91,10 @@ def make_handler(name, signing_cert, other_port):
                 with LOCK:
                     CONNECTIONS["fetches"] += 1
                 self.send(200, signing_cert)
+            elif self.path == "/aliyun-512.pem":
+                with LOCK:
+                    CONNECTIONS["fetches"] += 1
+                self.send(200, legacy_cert)
             elif self.path == "/stats":
                 with LOCK:
                     self.send(200, json.dumps(CONNECTIONS).encode())
@@ -129,6 +138,24 @@ def main():
     signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     signing_cert = certificate("mns signing", signing_key, "mns signing", signing_key)
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    legacy_key_path = os.path.join(out, "legacy-signing-key.pem")
+    subprocess.run(
+        ["openssl", "genrsa", "-out", legacy_key_path, "512"], check=True, capture_output=True
+    )
+    with open(legacy_key_path, "rb") as f:
+        legacy_key = serialization.load_pem_private_key(f.read(), password=None)
+    assert legacy_key.key_size == 512
+    legacy_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mnstest")])
+    legacy_cert = (
+        x509.CertificateBuilder()
+        .subject_name(legacy_name)
+        .issuer_name(legacy_name)
+        .public_key(legacy_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.datetime(2014, 7, 1, tzinfo=datetime.timezone.utc))
+        .not_valid_after(datetime.datetime(2016, 7, 1, tzinfo=datetime.timezone.utc))
+        .sign(legacy_key, hashes.SHA256())
+    )
 
     write(os.path.join(out, "ca.pem"), ca.public_bytes(serialization.Encoding.PEM))
     write(os.path.join(out, "server.pem"), server_cert.public_bytes(serialization.Encoding.PEM))
@@ -143,7 +170,10 @@ def main():
     other = CountingServer("other", ("127.0.0.1", 0), make_handler("other", cert_pem, 0))
     other.socket = context.wrap_socket(other.socket, server_side=True)
     other_port = other.server_address[1]
-    main_server = CountingServer("main", ("127.0.0.1", 0), make_handler("main", cert_pem, other_port))
+    legacy_pem = legacy_cert.public_bytes(serialization.Encoding.PEM)
+    main_server = CountingServer(
+        "main", ("127.0.0.1", 0), make_handler("main", cert_pem, other_port, legacy_pem)
+    )
     main_server.socket = context.wrap_socket(main_server.socket, server_side=True)
     for s in (other, main_server):
         threading.Thread(target=s.serve_forever, daemon=True).start()
@@ -156,6 +186,7 @@ def main():
                 "ca": os.path.join(out, "ca.pem"),
                 "signing_key": os.path.join(out, "signing-key.pem"),
                 "other_signing_key": os.path.join(out, "other-signing-key.pem"),
+                "legacy_signing_key": legacy_key_path,
             }
         ),
         flush=True,

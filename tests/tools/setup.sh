@@ -2,8 +2,9 @@
 # Installs what the tests sign requests with, independently of ossbridge's
 # own code: the Python `standardwebhooks` and `cryptography` packages (into
 # the project virtualenv, next to the emulator) and the npm
-# `@octokit/webhooks-methods` package; and the TLS scanner `sslscan`
-# (Debian). Idempotent.
+# `@octokit/webhooks-methods` package; the TLS scanner `sslscan` and the
+# `openssl` CLI (Debian; it makes the 512-bit MNS key that `cryptography`
+# refuses to generate). Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 "$root/deploy/local/setup-emulator.sh"
@@ -21,12 +22,15 @@ if [ ! -d "$node_dir/node_modules/@octokit/webhooks-methods" ]; then
   echo "installing npm test signers" >&2
   (cd "$node_dir" && npm ci --no-audit --no-fund --silent)
 fi
-# sslscan, for gateway/tests/tls_scan.rs (Debian package). Only a warning
-# when it cannot be installed (not root): that test then fails on its own.
-if ! command -v sslscan >/dev/null; then
-  echo "installing sslscan" >&2
-  apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo -n apt-get "$@"; fi; }
-  apt_get install -y --no-install-recommends sslscan >/dev/null \
-    || { apt_get update >/dev/null && apt_get install -y --no-install-recommends sslscan >/dev/null; } \
-    || echo "tests/tools/setup.sh: could not install sslscan; tls_scan tests will fail" >&2
-fi
+# sslscan (gateway/tests/tls_scan.rs) and openssl (tests/tools/cert_server.py),
+# Debian packages. Only a warning when they cannot be installed (not root):
+# the tests needing them then fail on their own.
+apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo -n apt-get "$@"; fi; }
+for tool in sslscan openssl; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "installing $tool" >&2
+    apt_get install -y --no-install-recommends "$tool" >/dev/null \
+      || { apt_get update >/dev/null && apt_get install -y --no-install-recommends "$tool" >/dev/null; } \
+      || echo "tests/tools/setup.sh: could not install $tool; tests using it will fail" >&2
+  fi
+done

@@ -5,7 +5,7 @@ mod mns;
 
 use ossbridge_message::{OssEvent, OssNotification};
 
-pub use mns::MnsPolicy;
+pub use mns::{MnsPolicy, Refusal};
 
 use crate::config::BodyFormat;
 use crate::verify::Verified;
@@ -19,8 +19,8 @@ pub enum BodyError {
     Malformed(String),
     /// Authentic, but from a sender this source does not accept (another
     /// account's MNS topic).
-    #[error("{0}")]
-    Forbidden(&'static str),
+    #[error(transparent)]
+    Forbidden(Refusal),
 }
 
 impl BodyError {
@@ -39,7 +39,7 @@ pub fn decode(
         BodyFormat::OssEvents => oss_events(verified.body()),
         BodyFormat::Cloudevents => cloudevents::decode(verified.body()),
         BodyFormat::Mns => {
-            let policy = mns_policy.ok_or(BodyError::Forbidden("source has no MNS policy"))?;
+            let policy = mns_policy.ok_or(BodyError::Forbidden(Refusal::NoPolicy))?;
             mns::decode(verified, policy)
         }
     }

@@ -17,7 +17,9 @@ use ossbridge_runtime::logging::LogConfig;
 use serde::Deserialize;
 
 pub use replay::{AdminConfig, ArchiveConfig};
-pub use source::{BodyFormat, FilterConfig, HmacAlgorithm, Secrets, SourceConfig, VerifierConfig};
+pub use source::{
+    BodyFormat, FilterConfig, HmacAlgorithm, NotifyFormat, Secrets, SourceConfig, VerifierConfig,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
@@ -201,10 +203,11 @@ impl Default for DedupConfig {
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct MnsConfig {
-    /// Certificate URL prefixes accepted in `x-mns-signing-cert-url`:
-    /// `https://HOST[:PORT]/PATH`, where one `*` in HOST matches within a
-    /// single DNS label. Anything else is refused before a connection is
-    /// made.
+    /// Certificate URLs accepted in `x-mns-signing-cert-url`:
+    /// `https://HOST[:PORT]/PATH`, exactly that path, or every path under
+    /// it when PATH ends in `/`; one `*` in HOST matches within a single
+    /// DNS label. Anything else, and any URL with a query string, is
+    /// refused before a connection is made.
     pub cert_url_allowlist: Vec<String>,
     /// An `http://` certificate URL whose `https://` form is allowed is
     /// fetched over https (older MNS documentation shows http URLs).
@@ -225,9 +228,11 @@ pub struct MnsConfig {
 impl Default for MnsConfig {
     fn default() -> Self {
         MnsConfig {
+            // The one certificate URL Aliyun documents and real pushes
+            // name (docs/configuration.md, "Where MNS pushes").
             cert_url_allowlist: vec![
-                "https://mnstest.oss-cn-hangzhou.aliyuncs.com/".to_owned(),
-                "https://mns-cert.oss-*.aliyuncs.com/".to_owned(),
+                "https://mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem"
+                    .to_owned(),
             ],
             upgrade_http_cert_urls: true,
             extra_ca_file: None,

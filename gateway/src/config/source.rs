@@ -59,6 +59,19 @@ pub enum BodyFormat {
     Mns,
 }
 
+/// An MNS subscription's NotifyContentFormat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    /// `<Notification>` written by MNS.
+    Xml,
+    /// The JSON twin of the XML notification.
+    Json,
+    /// The publisher's message alone (for OSS, the base64 event).
+    Simplified,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
@@ -116,16 +129,26 @@ pub enum VerifierConfig {
     /// MNS HTTP push, RSA-SHA1 signed by MNS (see `[mns]`).
     Mns {
         /// Aliyun account ids whose topics may push here (checked against
-        /// the notification's TopicOwner).
+        /// the signed `x-mns-topic-owner` header, and the notification's
+        /// TopicOwner, which must agree with it).
         #[serde(default)]
         topic_owners: Vec<String>,
         /// Topic names allowed (all of the owners' topics when empty).
         #[serde(default)]
         topics: Vec<String>,
         /// A token the subscription's endpoint URL carries as
-        /// `?token=...`. Required for SIMPLIFIED pushes, which do not say
-        /// which topic sent them.
+        /// `?token=...`. It authorizes alone only when `topic_owners` is
+        /// empty, and only over HTTPS.
         url_token: Option<Secrets>,
+        /// The subscription's NotifyContentFormat (`xml`, `json` or
+        /// `simplified`); unset, it is told from the signed Content-Type
+        /// (`text/plain` is SIMPLIFIED) and the body.
+        notify_content_format: Option<NotifyFormat>,
+        /// Accept pushes that reached the gateway over plain HTTP (MNS
+        /// endpoints documented as `http://` only). Needs `topic_owners`:
+        /// a URL token sent in clear authorizes nothing.
+        #[serde(default)]
+        allow_plain_http: bool,
     },
 }
 
@@ -236,8 +259,16 @@ impl SourceConfig {
             VerifierConfig::Mns {
                 topic_owners,
                 url_token,
+                allow_plain_http,
                 ..
             } => {
+                if *allow_plain_http && topic_owners.is_empty() {
+                    return Err(ConfigError::invalid(
+                        format!("{verifier}.allow_plain_http"),
+                        "needs topic_owners: over plain HTTP the url_token is seen \
+                         in clear and authorizes nothing",
+                    ));
+                }
                 if let Some(token) = url_token {
                     token.validate(&format!("{verifier}.url_token"))?;
                 }

@@ -55,11 +55,20 @@ fn every_verifier_type_loads_and_checks_its_settings() {
         "type = \"basic_auth\"\nusername = \"eb\"\npasswords = { env = \"EB_PASSWORDS\" }",
         "type = \"mns\"\ntopic_owners = [\"1148930107246818\"]",
         "type = \"mns\"\nurl_token = [\"t\"]",
+        "type = \"mns\"\ntopic_owners = [\"1\"]\nallow_plain_http = true\nnotify_content_format = \"simplified\"",
     ] {
         load(&format!("{SOURCE}[sources.s.verifier]\n{verifier}\n")).expect(verifier);
     }
     for (verifier, key) in [
         ("type = \"mns\"", "sources.s.verifier"),
+        (
+            "type = \"mns\"\nurl_token = [\"t\"]\nallow_plain_http = true",
+            "sources.s.verifier.allow_plain_http",
+        ),
+        (
+            "type = \"mns\"\ntopic_owners = [\"1\"]\nnotify_content_format = \"yaml\"",
+            "sources.s.verifier",
+        ),
         (
             "type = \"hmac\"\nsecrets = []",
             "sources.s.verifier.secrets",

@@ -15,7 +15,7 @@ use super::dlq::{self, Redrive};
 use super::{Options, Summary, Target, input};
 use crate::archive::{self, read::ArchiveError};
 use crate::body::MnsPolicy;
-use crate::config::{Config, VerifierConfig};
+use crate::config::Config;
 use crate::pipeline::Pipeline;
 use crate::{dedup, enqueue, health, normalize};
 
@@ -112,17 +112,7 @@ pub async fn replay(
     let id: Arc<str> = Arc::from(source_id);
     let normalizer = normalize::Normalizer::new(id.clone(), source);
     let dedup = dedup::Dedup::new(&config.dedup);
-    let mns_policy = match &source.verifier {
-        VerifierConfig::Mns {
-            topic_owners,
-            topics,
-            ..
-        } => MnsPolicy {
-            topic_owners: topic_owners.clone(),
-            topics: topics.clone(),
-        },
-        _ => MnsPolicy::default(),
-    };
+    let mns_policy = MnsPolicy::of(&source.verifier).unwrap_or_default();
     let target = Target {
         source_id: id,
         format: source.format(),

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use crate::config::VerifierConfig;
 pub use credentials::{ApiKey, BasicAuth};
 pub use hmac::HmacVerifier;
-pub use mns::{CertStore, MnsVerifier};
+pub use mns::{CertStore, MnsVerifier, PushFacts};
 pub use standard_webhooks::StandardWebhooks;
 
 /// A request body whose authenticity was checked.
@@ -27,7 +27,7 @@ pub use standard_webhooks::StandardWebhooks;
 pub struct Verified {
     source: Arc<str>,
     body: Bytes,
-    url_token_checked: bool,
+    mns: PushFacts,
 }
 
 impl Verified {
@@ -35,7 +35,7 @@ impl Verified {
         Verified {
             source,
             body,
-            url_token_checked: false,
+            mns: PushFacts::default(),
         }
     }
 
@@ -63,13 +63,18 @@ impl Verified {
         Verified {
             source,
             body,
-            url_token_checked: true,
+            mns: PushFacts {
+                url_token_checked: true,
+                operator_input: true,
+                ..PushFacts::default()
+            },
         }
     }
 
-    /// Whether the request URL carried the source's secret token (MNS).
-    pub fn url_token_checked(&self) -> bool {
-        self.url_token_checked
+    /// What an MNS push's signature vouched for (all empty for other
+    /// verifiers).
+    pub fn mns(&self) -> &PushFacts {
+        &self.mns
     }
 }
 
@@ -91,14 +96,23 @@ pub enum VerifyError {
     BodyDigestMismatch,
     #[error("missing or wrong url token")]
     BadUrlToken,
+    /// A trusted proxy says the request came over plain HTTP, and the
+    /// source's secrets must not travel in clear.
+    #[error("this source accepts only HTTPS")]
+    PlainHttp,
     #[error("signing certificate URL refused: {0}")]
     CertificateUrlRefused(&'static str),
     /// The certificate could not be fetched (timeout, network, 5xx): the
     /// request may well be genuine, so the sender should retry.
     #[error("signing certificate unavailable, retry later")]
     CertificateUnavailable,
-    #[error("signing certificate unusable")]
-    CertificateInvalid,
+    /// The certificate host answered, but not with a usable certificate.
+    #[error("signing certificate unusable: {0}")]
+    CertificateInvalid(&'static str),
+    /// A key the MNS verifier cannot use (its type or size): said as such,
+    /// so a key problem is never mistaken for a forged signature.
+    #[error("signing certificate key unsupported: {0}")]
+    UnsupportedKey(mns::UnsupportedKey),
 }
 
 impl VerifyError {
@@ -115,9 +129,11 @@ impl VerifyError {
             VerifyError::BadCredentials => "credentials",
             VerifyError::BodyDigestMismatch => "body_digest",
             VerifyError::BadUrlToken => "url_token",
-            VerifyError::CertificateUrlRefused(_)
-            | VerifyError::CertificateUnavailable
-            | VerifyError::CertificateInvalid => "certificate",
+            VerifyError::PlainHttp => "plain_http",
+            VerifyError::CertificateUrlRefused(_) => "certificate_url",
+            VerifyError::CertificateUnavailable => "certificate_unavailable",
+            VerifyError::CertificateInvalid(_) => "certificate",
+            VerifyError::UnsupportedKey(_) => "certificate_key",
         }
     }
 }
@@ -171,12 +187,15 @@ impl Verifier {
         })
     }
 
+    /// `over_https`: whether the sender's connection was encrypted (only
+    /// the MNS verifier may run without; see `allow_plain_http`).
     pub async fn verify(
         &self,
         source: Arc<str>,
         request: &Parts,
         body: Bytes,
         now: OffsetDateTime,
+        over_https: bool,
     ) -> Result<Verified, VerifyError> {
         let headers = &request.headers;
         match self {
@@ -185,9 +204,9 @@ impl Verifier {
             Verifier::ApiKey(v) => v.verify(headers)?,
             Verifier::BasicAuth(v) => v.verify(headers)?,
             Verifier::Mns(v) => {
-                let url_token_checked = v.verify(request, &body, now).await?;
+                let facts = v.verify(request, &body, now, over_https).await?;
                 let mut verified = Verified::new(source, body);
-                verified.url_token_checked = url_token_checked;
+                verified.mns = facts;
                 return Ok(verified);
             }
         }

@@ -28,13 +28,14 @@ use crate::config::MnsConfig;
 /// rsaEncryption (RFC 8017).
 const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 
-/// One allowlist entry: `https://HOST[:PORT]/PATH-PREFIX`; one `*` in HOST
-/// matches within a single DNS label.
+/// One allowlist entry: `https://HOST[:PORT]/PATH`. A PATH ending in `/`
+/// admits every path under it; any other PATH admits exactly that path.
+/// One `*` in HOST matches within a single DNS label.
 #[derive(Debug, Clone)]
 pub struct CertUrlRule {
     host: String,
     port: u16,
-    path_prefix: String,
+    path: String,
 }
 
 impl CertUrlRule {
@@ -56,7 +57,7 @@ impl CertUrlRule {
         Ok(CertUrlRule {
             host,
             port: url.port_or_known_default().unwrap_or(443),
-            path_prefix: url.path().to_owned(),
+            path: url.path().to_owned(),
         })
     }
 
@@ -66,7 +67,11 @@ impl CertUrlRule {
         };
         url.scheme() == "https"
             && url.port_or_known_default() == Some(self.port)
-            && url.path().starts_with(&self.path_prefix)
+            && if self.path.ends_with('/') {
+                url.path().starts_with(&self.path)
+            } else {
+                url.path() == self.path
+            }
             && host_matches(&self.host, &host.to_ascii_lowercase())
     }
 }
@@ -161,6 +166,9 @@ impl CertStore {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(VerifyError::CertificateUrlRefused("credentials in the URL"));
         }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(VerifyError::CertificateUrlRefused("query string"));
+        }
         match url.scheme() {
             "https" => {}
             "http" if self.upgrade_http => {
@@ -217,7 +225,9 @@ impl CertStore {
         {
             if bytes.len() + chunk.len() > self.max_bytes {
                 tracing::warn!(event = "mns_cert_too_large", url = %url, limit = self.max_bytes);
-                return Err(VerifyError::CertificateInvalid("larger than mns.max_cert_bytes"));
+                return Err(VerifyError::CertificateInvalid(
+                    "larger than mns.max_cert_bytes",
+                ));
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -264,12 +274,35 @@ mod tests {
         let s = CertStore::new(&MnsConfig::default()).expect("valid");
         for ok in [
             "https://mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem",
-            "https://mns-cert.oss-cn-shanghai.aliyuncs.com/x509_public_certificate.pem",
             "http://mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem",
         ] {
             assert!(s.check_url(ok).is_ok(), "{ok}");
         }
         for (bad, why) in [
+            (
+                "https://mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem?x=1",
+                "query string",
+            ),
+            (
+                "https://mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem#x",
+                "query string",
+            ),
+            (
+                "https://mnstest.oss-cn-hangzhou.aliyuncs.com/evil/x509_public_certificate.pem",
+                "not on the allowlist",
+            ),
+            (
+                "https://mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem.evil",
+                "not on the allowlist",
+            ),
+            (
+                "https://mnstest.oss-cn-hangzhou.aliyuncs.com/a/../x509_public_certificate.pem/",
+                "not on the allowlist",
+            ),
+            (
+                "https://mns-cert.oss-cn-shanghai.aliyuncs.com/x509_public_certificate.pem",
+                "not on the allowlist",
+            ),
             (
                 "https://mnstest.oss-cn-hangzhou.aliyuncs.com.evil.example/x.pem",
                 "not on the allowlist",
