@@ -2,7 +2,8 @@
 //! so only checksums can tell), delays, 403 for revoked access keys
 //! (rotated credentials), bursts of 503 SlowDown, connections dropped
 //! without an answer, GET bodies cut short, GET bodies trickled out slowly,
-//! and 409 ConditionalRequestConflict for conditional writes.
+//! and 409 ConditionalRequestConflict for conditional writes. Listing
+//! faults are in `listing.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -43,6 +44,8 @@ pub(super) struct Faults {
     pub trickle: Option<Trickle>,
     /// Opens the hold of [`Trickle::hold`].
     pub release: Option<tokio::sync::watch::Sender<bool>>,
+    /// Truncated, unsorted, failed and held listings (`listing.rs`).
+    pub listings: super::listing::Listings,
     /// Faults injected so far, by kind.
     pub injected: HashMap<&'static str, u64>,
 }

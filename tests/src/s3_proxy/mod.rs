@@ -15,14 +15,16 @@
 //!   write serialized per key so check-then-write is atomic.
 //!
 //! Both count calls by operation and by access key, mend moto quirks
-//! (`mend.rs`) and inject faults (`faults.rs`). Object bodies stream
-//! through; only error, XML and trickled answers are buffered.
+//! (`mend.rs`) and inject faults (`faults.rs`; broken and held listings
+//! in `listing.rs`). Object bodies stream through; only error, XML and
+//! trickled answers are buffered.
 
 mod answer;
 mod append;
 mod conditions;
 mod errors;
 mod faults;
+mod listing;
 mod mend;
 mod oss;
 mod route;
@@ -31,6 +33,7 @@ mod upstream;
 mod xml;
 
 pub use append::Appended;
+pub use listing::HoldListing;
 pub use oss::ObjectType;
 
 use std::collections::HashMap;
@@ -314,7 +317,8 @@ impl S3Proxy {
     }
 
     /// Faults of `kind` injected so far: `slow_down`, `dropped`,
-    /// `truncated`, `trickled`, `conflict`.
+    /// `truncated`, `trickled`, `conflict`, `listing_truncated`,
+    /// `listing_unsorted`, `listing_failed`, `listing_held`.
     pub fn injected(&self, kind: &str) -> u64 {
         self.state
             .faults

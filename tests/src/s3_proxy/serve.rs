@@ -14,12 +14,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::errors::{self, Answerer};
 use super::route::{self, Addressed};
 use super::upstream::full;
-use super::{Body, Mode, State, answer, append, conditions, oss};
+use super::{Body, Mode, State, answer, append, conditions, listing, oss};
 use crate::proxy::Dropped;
 
 impl State {
     /// An error answer in this proxy's service's shape.
-    fn error(
+    pub(super) fn error(
         &self,
         who: &Answerer,
         status: StatusCode,
@@ -140,6 +140,11 @@ async fn serve(
         };
         return Ok(state.error(who, StatusCode::FORBIDDEN, code, message, head));
     }
+    // Listing faults are decided as the listing arrives.
+    let mut listing = listing::Plan::of(state, &parts.method, &path, &query);
+    if let Some(refusal) = listing.as_ref().and_then(|l| l.refusal(state, who)) {
+        return Ok(refusal);
+    }
     if op == "GetObject" && !get_delay.is_zero() {
         tokio::time::sleep(get_delay).await;
     }
@@ -181,6 +186,9 @@ async fn serve(
         true => to_emulator(state, op, &path, &mut parts.headers, body).await?,
         false => body,
     };
+    if let Some(listing) = listing.as_mut() {
+        listing.before_forwarding(state).await;
+    }
     let upstream = state
         .upstream
         .send(
@@ -188,7 +196,11 @@ async fn serve(
             &route::with_query(&path, &query),
         )
         .await?;
-    answer::answer(state, who, op, &path, head, upstream).await
+    let response = answer::answer(state, who, op, &path, head, upstream).await?;
+    match listing {
+        Some(listing) => listing.after_answer(state, response).await,
+        None => Ok(response),
+    }
 }
 
 /// An OSS client's request as the emulator understands it: conditions on
