@@ -5,10 +5,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ossbridge_runtime::cli::{self, ConfigArgs};
 use ossbridge_runtime::shutdown;
-use ossbridge_transfer::sync::{Filter, Mode, ProgressDisplay, SyncOptions, run_sync};
+use ossbridge_transfer::sync::{
+    DEFAULT_MAX_DELETE_PERCENT, DeleteLimits, Filter, Mode, ProgressDisplay, SyncOptions, run_sync,
+};
 use ossbridge_transfer::{Config, run};
 
 const PROGRAM: &str = "ossbridge-transfer";
+/// `sync` stopped by SIGTERM or Ctrl-C before finishing: run it again to
+/// finish (0 done, 1 something failed, 2 usage, 3 interrupted).
+const EXIT_INTERRUPTED: u8 = 3;
 
 // Copies stream through many small buffers on several threads; mimalloc
 // keeps allocation cheap and RSS flat (docs/benchmarks.md).
@@ -52,6 +57,16 @@ struct SyncArgs {
     /// Confirms --delete.
     #[arg(long)]
     yes_delete: bool,
+    /// Refuse all deletes (before the first) if there would be more than N.
+    #[arg(long, value_name = "N")]
+    max_delete: Option<u64>,
+    /// Refuse all deletes (before the first) if they would remove more than
+    /// PERCENT of the destination's objects in scope.
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_DELETE_PERCENT)]
+    max_delete_percent: f64,
+    /// Delete even when the source lists no objects at all.
+    #[arg(long)]
+    allow_empty_source: bool,
     /// Only keys starting with PREFIX (repeatable).
     #[arg(long, value_name = "PREFIX")]
     include: Vec<String>,
@@ -141,6 +156,11 @@ async fn sync(top: ConfigArgs, args: SyncArgs) -> ExitCode {
         dry_run: args.dry_run,
         delete: args.delete,
         confirm_delete: args.yes_delete,
+        delete_limits: DeleteLimits {
+            max_count: args.max_delete,
+            max_percent: args.max_delete_percent,
+            allow_empty_source: args.allow_empty_source,
+        },
         filter: Filter {
             include: args.include,
             exclude: args.exclude,
@@ -159,7 +179,9 @@ async fn sync(top: ConfigArgs, args: SyncArgs) -> ExitCode {
     match run_sync(config, options, shutdown::on_termination_signal()).await {
         Ok(summary) => {
             print!("{summary}");
-            if summary.ok() {
+            if summary.interrupted {
+                ExitCode::from(EXIT_INTERRUPTED)
+            } else if summary.ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

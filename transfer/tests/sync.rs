@@ -205,7 +205,17 @@ async fn delete_needs_confirmation_and_stays_under_the_destination_prefix() -> R
     let dry = rig
         .run_binary(
             &text,
-            &[&["sync", "--delete", "--dry-run"][..], &prefix].concat(),
+            &[
+                &[
+                    "sync",
+                    "--delete",
+                    "--dry-run",
+                    "--max-delete-percent",
+                    "100",
+                ][..],
+                &prefix,
+            ]
+            .concat(),
         )
         .await?;
     ensure!(dry.code == 0, "{}", dry.stderr);
@@ -220,7 +230,17 @@ async fn delete_needs_confirmation_and_stays_under_the_destination_prefix() -> R
     let run = rig
         .run_binary(
             &text,
-            &[&["sync", "--delete", "--yes-delete"][..], &prefix].concat(),
+            &[
+                &[
+                    "sync",
+                    "--delete",
+                    "--yes-delete",
+                    "--max-delete-percent",
+                    "100",
+                ][..],
+                &prefix,
+            ]
+            .concat(),
         )
         .await?;
     ensure!(run.code == 0, "{}\n{}", run.stdout, run.stderr);

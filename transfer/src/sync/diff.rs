@@ -174,8 +174,11 @@ impl<S: Sorted, D: Sorted> Merge<S, D> {
     /// The next key in order, from either side or both; `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Pair>, SyncError> {
         if !self.primed {
-            self.s = self.source.next().await?;
-            self.d = self.destination.next().await?;
+            // Both first pages at once: a range costs one round trip to
+            // start, not two.
+            let (s, d) = tokio::join!(self.source.next(), self.destination.next());
+            self.s = s?;
+            self.d = d?;
             self.primed = true;
         }
         let order = match (&self.s, &self.d) {

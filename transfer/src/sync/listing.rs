@@ -130,9 +130,9 @@ impl Listing {
                 last_modified: object.last_modified().map(|t| t.secs()),
             });
         }
-        self.token = out.next_continuation_token().map(str::to_owned);
-        // A truncated answer without a token would loop for ever.
-        self.done = !out.is_truncated().unwrap_or(false) || self.token.is_none();
+        self.token = next_page(out.is_truncated(), out.next_continuation_token())
+            .map_err(|detail| self.error(detail.to_owned()))?;
+        self.done = self.token.is_none();
         Ok(())
     }
 
@@ -180,9 +180,42 @@ pub async fn common_prefixes(
                 .filter_map(|p| p.strip_prefix(root))
                 .map(str::to_owned),
         );
-        token = out.next_continuation_token().map(str::to_owned);
-        if !out.is_truncated().unwrap_or(false) || token.is_none() {
+        token = next_page(out.is_truncated(), out.next_continuation_token()).map_err(|detail| {
+            SyncError::List {
+                side: side.as_str(),
+                bucket: bucket.to_owned(),
+                prefix: format!("{root}{prefix}"),
+                detail: detail.to_owned(),
+            }
+        })?;
+        if token.is_none() {
             return Ok(prefixes);
         }
+    }
+}
+
+/// The token of the next page, `None` at the end, or why the answer
+/// cannot be trusted: a page that says it is truncated but gives no way
+/// on would otherwise read as the end of the bucket, and every key after
+/// it as deleted.
+fn next_page(truncated: Option<bool>, token: Option<&str>) -> Result<Option<String>, &'static str> {
+    match (truncated.unwrap_or(false), token) {
+        (false, _) => Ok(None),
+        (true, Some(t)) if !t.is_empty() => Ok(Some(t.to_owned())),
+        (true, _) => Err("a page marked truncated without a continuation token"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_page;
+
+    #[test]
+    fn a_truncated_page_without_a_token_is_an_error_not_the_end() {
+        assert_eq!(next_page(Some(false), None), Ok(None));
+        assert_eq!(next_page(None, Some("ignored")), Ok(None));
+        assert_eq!(next_page(Some(true), Some("t")), Ok(Some("t".to_owned())));
+        assert!(next_page(Some(true), None).is_err());
+        assert!(next_page(Some(true), Some("")).is_err());
     }
 }

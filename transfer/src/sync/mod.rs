@@ -16,6 +16,7 @@
 //! carry the recorded ETag, and the copy engine resumes a half-finished
 //! multipart upload.
 
+mod deletes;
 mod diff;
 mod enqueue;
 mod execute;
@@ -33,6 +34,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Config, RunError, clients};
+pub use deletes::{DEFAULT_MAX_DELETE_PERCENT, DeleteLimits};
 pub use diff::{Decision, Filter, Pair, Reason, decide};
 use execute::Executor;
 pub use listing::{Entry, Listing, Side};
@@ -62,6 +64,8 @@ pub struct SyncOptions {
     pub delete: bool,
     /// `--yes-delete`: required with `delete` unless `dry_run`.
     pub confirm_delete: bool,
+    /// The circuit breaker deletes must pass, checked before the first.
+    pub delete_limits: DeleteLimits,
     pub filter: Filter,
     /// Overrides `destination.prefix`.
     pub destination_prefix: Option<String>,
@@ -82,6 +86,7 @@ impl Default for SyncOptions {
             dry_run: false,
             delete: false,
             confirm_delete: false,
+            delete_limits: DeleteLimits::default(),
             filter: Filter::default(),
             destination_prefix: None,
             concurrency: None,
@@ -172,6 +177,12 @@ pub async fn run_sync_with(
         Mode::InProcess => None,
     };
     let concurrency = options.concurrency.unwrap_or(config.worker.concurrency);
+    let percent = options.delete_limits.max_percent;
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(
+            ConfigError::invalid("--max-delete-percent", "must be between 0 and 100").into(),
+        );
+    }
     for (key, n) in [
         ("--concurrency", concurrency),
         ("--head-concurrency", options.head_concurrency),
@@ -237,6 +248,7 @@ pub async fn run_sync_with(
     let (tx, rx) = mpsc::channel(WORK_QUEUE);
     let grace = Duration::from_secs(config.worker.shutdown_grace_secs);
     let executing = tokio::spawn(executor.run(rx, shutdown.clone(), grace));
+    let pending_deletes = Arc::new(deletes::Pending::default());
     let lister = ranges::Lister {
         source: copier.source.clone(),
         destination: copier.destination.clone(),
@@ -246,8 +258,34 @@ pub async fn run_sync_with(
         options: options.clone(),
         counters: counters.clone(),
         failures: failures.clone(),
+        deletes: pending_deletes.clone(),
     };
-    lister.run(tx, &shutdown).await;
+    lister.run(&tx, &shutdown).await;
+    // Only now, with every range listed, are deletes considered.
+    let deletes_refused = if options.delete && !shutdown.is_cancelled() {
+        let candidates = pending_deletes.take();
+        let refused = options.delete_limits.refuse(
+            candidates.len() as u64,
+            progress::get(&counters.source_objects),
+            progress::get(&counters.destination_objects),
+        );
+        if let Some((reason, why)) = &refused {
+            failures.record(&counters, "", reason, why.clone());
+        }
+        // A dry run still lists what would be deleted, so the operator
+        // can judge whether to raise the limit.
+        if refused.is_none() || options.dry_run {
+            for key in candidates {
+                if tx.send(execute::Work::Delete(key)).await.is_err() {
+                    break;
+                }
+            }
+        }
+        refused.map(|(_, why)| why)
+    } else {
+        None
+    };
+    drop(tx);
     let abandoned = executing.await.unwrap_or(true);
     // The executor held the only sender to the enqueuer: it has gone, so
     // the enqueuer flushes what it holds and returns.
@@ -260,6 +298,7 @@ pub async fn run_sync_with(
     let mut summary = Summary::collect(&counters, &failures);
     summary.mode = mode_label(options.mode);
     summary.dry_run = options.dry_run;
+    summary.deletes_refused = deletes_refused;
     summary.interrupted = abandoned || shutdown.is_cancelled();
     summary.seconds = started.elapsed().as_secs_f64();
     summary.log();

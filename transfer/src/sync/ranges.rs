@@ -9,6 +9,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::deletes::Pending;
 use super::diff::{self, Decision, Pair, decide};
 use super::execute::Work;
 use super::listing::{self, Listing, Side};
@@ -36,15 +37,20 @@ pub(super) struct Lister {
     pub options: SyncOptions,
     pub counters: Arc<Counters>,
     pub failures: Arc<Failures>,
+    /// Delete candidates of ranges that listed cleanly (with `--delete`).
+    pub deletes: Arc<Pending>,
 }
 
 impl Lister {
-    pub async fn run(&self, tx: mpsc::Sender<Work>, shutdown: &CancellationToken) {
+    /// Lists and diffs every range; copies and checks go to `tx` as they
+    /// are found, delete candidates to `self.deletes` when their range has
+    /// ended cleanly.
+    pub async fn run(&self, tx: &mpsc::Sender<Work>, shutdown: &CancellationToken) {
         let ranges = match self.ranges().await {
             Ok(r) => r,
             Err(e) => {
                 self.failures
-                    .record(&self.counters, "", "list_failed", e.to_string());
+                    .record_range(&self.counters, "", "list_failed", e.to_string());
                 return;
             }
         };
@@ -55,14 +61,23 @@ impl Lister {
                 async move {
                     tokio::select! {
                         () = shutdown.cancelled() => {}
-                        result = self.range(&range, &tx) => if let Err(e) = result {
-                            // The range stops here; nothing after the error
-                            // is deleted, so a broken listing never deletes.
-                            let reason = match e {
-                                SyncError::Unsorted { .. } => "unsorted_listing",
-                                _ => "list_failed",
-                            };
-                            self.failures.record(&self.counters, &range.prefix, reason, e.to_string());
+                        result = self.range(&range, &tx) => match result {
+                            Ok(deletes) => self.deletes.add_range(deletes),
+                            Err(e) => {
+                                // The range stops here and its delete
+                                // candidates are dropped: a listing that
+                                // failed anywhere deletes nothing.
+                                let reason = match e {
+                                    SyncError::Unsorted { .. } => "unsorted_listing",
+                                    _ => "list_failed",
+                                };
+                                self.failures.record_range(
+                                    &self.counters,
+                                    &range.prefix,
+                                    reason,
+                                    e.to_string(),
+                                );
+                            }
                         }
                     }
                 }
@@ -115,7 +130,13 @@ impl Lister {
         Ok(ranges)
     }
 
-    async fn range(&self, range: &Range, tx: &mpsc::Sender<Work>) -> Result<(), SyncError> {
+    /// Diffs one range; returns its delete candidates, valid only because
+    /// the whole range listed without error.
+    async fn range(
+        &self,
+        range: &Range,
+        tx: &mpsc::Sender<Work>,
+    ) -> Result<Vec<String>, SyncError> {
         let source = Listing::new(
             self.source.clone(),
             Side::Source,
@@ -134,6 +155,7 @@ impl Lister {
         );
         let mut merge = diff::Merge::new(source, destination);
         let c = &self.counters;
+        let mut deletes = Vec::new();
         while let Some(pair) = merge.next().await? {
             if !self.options.filter.allows(pair.key()) {
                 continue;
@@ -150,17 +172,18 @@ impl Lister {
                 Decision::Check(entry) => Work::Check(entry),
                 Decision::Extra(entry) => {
                     add(&c.extra, 1);
-                    if !self.options.delete {
-                        continue;
+                    if self.options.delete {
+                        deletes.push(entry.key);
                     }
-                    Work::Delete(entry.key)
+                    continue;
                 }
             };
             if tx.send(work).await.is_err() {
-                // The executor stopped (shutdown): nothing more to plan.
-                return Ok(());
+                // The executor stopped (shutdown): nothing more to plan,
+                // and nothing to delete.
+                return Ok(Vec::new());
             }
         }
-        Ok(())
+        Ok(deletes)
     }
 }

@@ -24,9 +24,26 @@ pub struct Failed {
 #[derive(Debug, Default)]
 pub struct Failures {
     inner: Mutex<(BTreeMap<String, u64>, Vec<Failed>)>,
+    /// Key ranges whose listing failed: all of them, there are few.
+    ranges: Mutex<Vec<String>>,
 }
 
 impl Failures {
+    /// A key range whose listing failed (`prefix` "" is the bucket root):
+    /// counted as a failure and named in the summary.
+    pub fn record_range(&self, counters: &Counters, prefix: &str, reason: &str, error: String) {
+        self.record(counters, prefix, reason, error);
+        if let Ok(mut ranges) = self.ranges.lock() {
+            ranges.push(prefix.to_owned());
+        }
+    }
+
+    pub fn failed_ranges(&self) -> Vec<String> {
+        let mut ranges = self.ranges.lock().map(|r| r.clone()).unwrap_or_default();
+        ranges.sort();
+        ranges
+    }
+
     pub fn record(&self, counters: &Counters, key: &str, reason: &str, error: String) {
         add(&counters.failed, 1);
         tracing::warn!(event = "sync_failed", key, reason, error = %error);
@@ -77,6 +94,12 @@ pub struct Summary {
     pub failure_reasons: BTreeMap<String, u64>,
     /// The first failures, by key.
     pub failures: Vec<Failed>,
+    /// Key ranges (prefixes; "" is the bucket root) whose listing failed:
+    /// nothing in them was deleted.
+    pub failed_ranges: Vec<String>,
+    /// Why the deletes were refused as a whole (the circuit breaker or the
+    /// empty-source guard), if they were.
+    pub deletes_refused: Option<String>,
     /// Stopped by a signal before finishing.
     pub interrupted: bool,
     pub seconds: f64,
@@ -84,8 +107,10 @@ pub struct Summary {
 
 impl Summary {
     pub(crate) fn collect(counters: &Counters, failures: &Failures) -> Summary {
+        let failed_ranges = failures.failed_ranges();
         let (failure_reasons, failures) = failures.take();
         Summary {
+            failed_ranges,
             source_objects: get(&counters.source_objects),
             source_bytes: get(&counters.source_bytes),
             destination_objects: get(&counters.destination_objects),
@@ -117,6 +142,7 @@ impl Summary {
     /// The summary as one JSON log line.
     pub fn log(&self) {
         let reasons = serde_json::to_string(&self.failure_reasons).unwrap_or_default();
+        let failed_ranges = serde_json::to_string(&self.failed_ranges).unwrap_or_default();
         tracing::info!(
             event = "sync_summary",
             mode = self.mode,
@@ -139,6 +165,8 @@ impl Summary {
             vanished = self.vanished,
             failed = self.failed,
             failure_reasons = %reasons,
+            failed_ranges = %failed_ranges,
+            deletes_refused = self.deletes_refused.as_deref().unwrap_or(""),
             interrupted = self.interrupted,
             seconds = self.seconds,
         );
@@ -188,6 +216,9 @@ impl fmt::Display for Summary {
             "  deleted:         {} (of {} to delete)",
             self.deleted, self.to_delete
         )?;
+        if let Some(why) = &self.deletes_refused {
+            writeln!(f, "  deletes refused: {why}")?;
+        }
         if self.delete_skipped > 0 {
             writeln!(
                 f,
@@ -199,6 +230,24 @@ impl fmt::Display for Summary {
             writeln!(f, "  source vanished: {}", self.vanished)?;
         }
         writeln!(f, "  failed:          {}", self.failed)?;
+        if !self.failed_ranges.is_empty() {
+            let names: Vec<String> = self
+                .failed_ranges
+                .iter()
+                .map(|p| {
+                    if p.is_empty() {
+                        "(bucket root)".to_owned()
+                    } else {
+                        format!("{p:?}")
+                    }
+                })
+                .collect();
+            writeln!(
+                f,
+                "  ranges not listed (nothing deleted in them): {}",
+                names.join(", ")
+            )?;
+        }
         for (reason, n) in &self.failure_reasons {
             writeln!(f, "    {reason}: {n}")?;
         }
