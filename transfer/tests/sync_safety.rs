@@ -303,7 +303,19 @@ async fn objects_data_transfer_hub_copied_are_adopted_with_no_download() -> Resu
         })
         .collect();
     rig.put_many(&rig.source_bucket, objects.clone(), 8).await?;
-    rig.put_many(&rig.destination_bucket, objects.clone(), 8)
+    rig.put_many(&rig.destination_bucket, objects[1..].to_vec(), 8)
+        .await?;
+    // DTH copied this one into another storage class: adopting it must not
+    // make it STANDARD.
+    let (ia_key, ia_bytes, _) = &objects[0];
+    rig.destination_aws
+        .s3
+        .put_object()
+        .bucket(&rig.destination_bucket)
+        .key(ia_key)
+        .storage_class(aws_sdk_s3::types::StorageClass::StandardIa)
+        .body(ia_bytes.clone().into())
+        .send()
         .await?;
     let config = sync_config(&rig, "");
 
@@ -333,6 +345,24 @@ async fn objects_data_transfer_hub_copied_are_adopted_with_no_download() -> Resu
     for (key, bytes, _) in &objects {
         ensure!(rig.destination_object(key).await?.as_ref() == Some(bytes));
     }
+    let head = rig
+        .destination_aws
+        .s3
+        .head_object()
+        .bucket(&rig.destination_bucket)
+        .key(ia_key)
+        .send()
+        .await?;
+    ensure!(
+        head.storage_class() == Some(&aws_sdk_s3::types::StorageClass::StandardIa),
+        "adoption changed the storage class to {:?}",
+        head.storage_class()
+    );
+    ensure!(
+        head.metadata()
+            .is_some_and(|m| m.contains_key("ossbridge-source-etag")),
+        "adopted, so recorded"
+    );
     Ok(())
 }
 

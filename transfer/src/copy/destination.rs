@@ -14,6 +14,8 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 
 use super::recorded::Version;
+use aws_sdk_s3::types::StorageClass;
+
 use crate::error::CopyError;
 
 /// What the destination holds for a key.
@@ -25,6 +27,9 @@ pub struct DestinationObject {
     /// The source version ossbridge recorded when it wrote the object;
     /// `None` for objects another tool wrote.
     pub recorded: Option<Version>,
+    /// Its storage class (`None`: STANDARD), kept when the object is
+    /// rewritten in place and `destination.storage_class` is unset.
+    pub storage_class: Option<StorageClass>,
 }
 
 impl DestinationObject {
@@ -48,6 +53,7 @@ pub async fn head_destination(
                 .and_then(|l| u64::try_from(l).ok())
                 .unwrap_or(0),
             recorded: head.metadata.as_ref().and_then(Version::recorded),
+            storage_class: head.storage_class.clone(),
         })),
         Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => Ok(None),
         Err(e) => Err(CopyError::from_destination("HeadObject (destination)", e)),

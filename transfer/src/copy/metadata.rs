@@ -9,11 +9,11 @@
 //! past CopyObject's 5 GiB limit. Both are conditional on the destination
 //! ETag the job saw, as every write is (`destination.rs`).
 
-use aws_sdk_s3::types::{CompletedPart, MetadataDirective};
+use aws_sdk_s3::types::{CompletedPart, MetadataDirective, StorageClass};
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::destination::Precondition;
+use super::destination::{DestinationObject, Precondition};
 use super::multipart::{self, Part};
 use super::{Copier, SourceObject, with_destination_attributes};
 use crate::error::CopyError;
@@ -31,16 +31,25 @@ fn copy_source(bucket: &str, key: &str) -> String {
     format!("{bucket}/{}", utf8_percent_encode(key, COPY_SOURCE_KEEP))
 }
 
-/// Gives the destination object `destination_key`, whose S3 ETag is
-/// `etag`, the headers, metadata and records of `source`.
+/// Gives the destination object `destination_key`, as `destination` saw
+/// it, the headers, metadata and records of `source`. Its storage class
+/// stays unless `destination.storage_class` is configured: a copy without
+/// one would silently make it STANDARD (an adopted Intelligent-Tiering
+/// copy, say).
 pub async fn rewrite(
     copier: &Copier,
     source: &SourceObject,
     destination_key: &str,
-    etag: &str,
+    destination: &DestinationObject,
 ) -> Result<(), CopyError> {
+    let etag = destination.etag.as_str();
+    let class = copier
+        .options
+        .storage_class
+        .clone()
+        .or_else(|| destination.storage_class.clone());
     if source.size > copier.options.multipart_threshold {
-        return rewrite_in_parts(copier, source, destination_key, etag).await;
+        return rewrite_in_parts(copier, source, destination_key, etag, class).await;
     }
     let request = copier
         .destination
@@ -54,6 +63,7 @@ pub async fn rewrite(
         .if_match(etag)
         .metadata_directive(MetadataDirective::Replace);
     with_destination_attributes!(request, source, &copier.options)
+        .set_storage_class(class)
         .send()
         .await
         .map_err(|e| CopyError::from_destination("CopyObject", e))?;
@@ -65,8 +75,9 @@ async fn rewrite_in_parts(
     source: &SourceObject,
     destination_key: &str,
     etag: &str,
+    class: Option<StorageClass>,
 ) -> Result<(), CopyError> {
-    let upload_id = multipart::create(copier, source, destination_key).await?;
+    let upload_id = multipart::create(copier, source, destination_key, class).await?;
     let parts = multipart::plan(
         source.size,
         multipart::part_size(source.size, copier.options.part_size),

@@ -71,6 +71,7 @@ mod tests {
 
     fn written_from(s: &SourceObject) -> DestinationObject {
         DestinationObject {
+            storage_class: None,
             etag: "\"d\"".into(),
             size: s.size,
             recorded: Version::recorded(&destination_metadata(s, true)),
@@ -111,6 +112,7 @@ mod tests {
     #[test]
     fn objects_of_other_tools_are_adopted_only_on_a_trustworthy_md5() {
         let foreign = DestinationObject {
+            storage_class: None,
             etag: format!("\"{MD5}\""),
             size: 5,
             recorded: None,
@@ -128,6 +130,7 @@ mod tests {
         kms.kms_encrypted = true;
         assert_eq!(decide(Some(&kms), Some(&foreign), true), Plan::Copy);
         let multipart_destination = DestinationObject {
+            storage_class: None,
             etag: format!("\"{MD5}-2\""),
             ..foreign.clone()
         };

@@ -148,7 +148,7 @@ impl Copier {
                     return Err(CopyError::transient("reconcile", "internal", "no object"));
                 };
                 limits::check(&source, lease.max_object_size(), self.options.copy_metadata)?;
-                metadata::rewrite(self, &source, &destination_key, &destination.etag).await?;
+                metadata::rewrite(self, &source, &destination_key, &destination).await?;
                 let outcome = if plan == Plan::Adopt {
                     Outcome::Adopted
                 } else {

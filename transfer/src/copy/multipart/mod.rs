@@ -24,7 +24,7 @@ pub use resume::Abandoned;
 
 use std::collections::HashMap;
 
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, StorageClass};
 use futures::{StreamExt, TryStreamExt};
 
 use super::destination::Precondition;
@@ -85,7 +85,13 @@ pub async fn copy(
     let (upload_id, existing) = match resumed {
         Some(found) => found,
         None => (
-            create(copier, source, destination_key).await?,
+            create(
+                copier,
+                source,
+                destination_key,
+                copier.options.storage_class.clone(),
+            )
+            .await?,
             HashMap::new(),
         ),
     };
@@ -201,10 +207,13 @@ pub async fn complete(
     Ok(())
 }
 
+/// Starts an upload of `destination_key` with `source`'s attributes and
+/// storage class `class` (`None`: STANDARD).
 pub async fn create(
     copier: &Copier,
     source: &SourceObject,
     destination_key: &str,
+    class: Option<StorageClass>,
 ) -> Result<String, CopyError> {
     let request = copier
         .destination
@@ -213,6 +222,7 @@ pub async fn create(
         .key(destination_key)
         .checksum_algorithm(ChecksumAlgorithm::Crc32);
     let created = with_destination_attributes!(request, source, &copier.options)
+        .set_storage_class(class)
         .send()
         .await
         .map_err(|e| CopyError::from_destination("CreateMultipartUpload", e))?;
