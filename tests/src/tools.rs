@@ -213,3 +213,26 @@ impl Drop for CertServer {
         let _ = self.child.wait();
     }
 }
+
+/// deploy/aws/ossbridge.yaml as JSON, read with cfn-lint's own YAML loader
+/// (from the project virtualenv), which turns the short-form tags (!Ref,
+/// !Sub, ...) into their JSON form.
+pub fn cloudformation_template() -> Result<Value> {
+    const TEMPLATE: &str = "deploy/aws/ossbridge.yaml";
+    const LOAD: &str = "import json, sys\n\
+        from cfnlint.decode import cfn_yaml\n\
+        json.dump(cfn_yaml.load(sys.argv[1]), sys.stdout)\n";
+    setup()?;
+    let output = Command::new(python())
+        .arg("-c")
+        .arg(LOAD)
+        .arg(repo_root().join(TEMPLATE))
+        .output()
+        .with_context(|| format!("run {}", python().display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "loading {TEMPLATE} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}

@@ -8,36 +8,12 @@
 //! short-form tags (!Ref, !Sub, ...) into their JSON form.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
-use ossbridge_testkit::repo_root;
 use serde_json::{Value, json};
 
-const TEMPLATE: &str = "deploy/aws/ossbridge.yaml";
-
-const LOAD: &str = "import json, sys\n\
-from cfnlint.decode import cfn_yaml\n\
-json.dump(cfn_yaml.load(sys.argv[1]), sys.stdout)\n";
-
 fn template() -> Result<Value> {
-    ossbridge_testkit::tools::setup()?;
-    let python = std::env::var_os("OSSBRIDGE_VENV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".local/venv"))
-        .join("bin/python");
-    let output = Command::new(&python)
-        .arg("-c")
-        .arg(LOAD)
-        .arg(repo_root().join(TEMPLATE))
-        .output()
-        .with_context(|| format!("run {}", python.display()))?;
-    ensure!(
-        output.status.success(),
-        "loading {TEMPLATE} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(serde_json::from_slice(&output.stdout)?)
+    ossbridge_testkit::tools::cloudformation_template()
 }
 
 /// One allowed statement: its actions, its resource (exactly as written in
@@ -577,6 +553,38 @@ fn port_80_forwards_only_the_mns_source_path_when_asked() -> Result<()> {
     ensure!(
         template["Rules"]["MnsPlainHttpNeedsTopicOwner"].is_object(),
         "a stack rule must refuse MnsPlainHttp without MnsTopicOwner"
+    );
+    Ok(())
+}
+
+/// deploy/aws/run-sync.sh reads only outputs the stack has, and runs the
+/// transfer's own task definition with its container's name.
+#[test]
+fn the_sync_task_script_matches_the_stack() -> Result<()> {
+    let template = template()?;
+    let script =
+        std::fs::read_to_string(ossbridge_testkit::repo_root().join("deploy/aws/run-sync.sh"))?;
+    let outputs = template["Outputs"].as_object().context("Outputs")?;
+    let mut read = 0;
+    for line in script.lines() {
+        if let Some(rest) = line.split("$(output ").nth(1) {
+            let name = rest.split(')').next().unwrap_or_default();
+            ensure!(
+                outputs.contains_key(name),
+                "run-sync.sh reads missing output {name}"
+            );
+            read += 1;
+        }
+    }
+    ensure!(read >= 6, "run-sync.sh reads {read} outputs");
+    ensure!(
+        outputs["TransferTaskDefinition"]["Value"] == json!({ "Ref": "TransferTaskDefinition" })
+    );
+    let container =
+        &template["Resources"]["TransferTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+    ensure!(
+        container["Name"] == "transfer" && script.contains(r#""name": "transfer""#),
+        "the override must name the transfer container"
     );
     Ok(())
 }
