@@ -6,7 +6,7 @@
 
 mod common;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use aws_sdk_sqs::types::QueueAttributeName;
 use common::Gateway;
 use common::cli::{args, config_file, event, events, gateway_cli};
@@ -78,16 +78,7 @@ async fn fifo_with_dlq(aws: &LocalAws) -> Result<(String, String)> {
     let dlq = aws
         .create_queue(&format!("{name}-dlq.fifo"), &fifo("30"))
         .await?;
-    let dlq_arn = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .context("DLQ ARN")?;
+    let dlq_arn = aws.queue_arn(&dlq).await?;
     let mut attributes = fifo("0");
     attributes.push((
         QueueAttributeName::RedrivePolicy,

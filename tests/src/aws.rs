@@ -113,6 +113,19 @@ impl LocalAws {
         }
     }
 
+    /// The ARN of the queue at `queue_url` (what a redrive policy names).
+    pub async fn queue_arn(&self, queue_url: &str) -> Result<String> {
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .with_context(|| format!("{queue_url} has no ARN"))
+    }
+
     /// Creates a queue with a dead-letter queue after `max_receive`
     /// receives; returns (queue URL, DLQ URL).
     pub async fn create_queue_with_dlq(
@@ -122,16 +135,7 @@ impl LocalAws {
         visibility_timeout_secs: u32,
     ) -> Result<(String, String)> {
         let dlq = self.create_queue(&format!("{name}-dlq"), &[]).await?;
-        let dlq_arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&dlq)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await?
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .context("DLQ has no ARN")?;
+        let dlq_arn = self.queue_arn(&dlq).await?;
         let redrive =
             format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive}"}}"#);
         let queue = self

@@ -185,11 +185,7 @@ async fn delete_needs_confirmation_and_stays_under_the_destination_prefix() -> R
             .await?;
     }
     // In-process sync needs no queue.
-    let text: String = config(&rig)
-        .lines()
-        .filter(|l| !l.starts_with("queue_url"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let text = common::without_queue_url(&config(&rig));
     let prefix = ["--destination-prefix", "mirror/"];
 
     let refused = rig

@@ -16,11 +16,7 @@ use ossbridge_testkit::s3_proxy::HoldListing;
 
 /// The worker's configuration without a queue (sync runs in-process).
 fn sync_config(rig: &Rig, extra: &str) -> String {
-    rig.config_toml(extra)
-        .lines()
-        .filter(|l| !l.starts_with("queue_url"))
-        .map(|l| format!("{l}\n"))
-        .collect()
+    common::without_queue_url(&rig.config_toml(extra))
 }
 
 fn body(key: &str) -> Vec<u8> {

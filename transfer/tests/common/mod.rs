@@ -355,6 +355,15 @@ fn insert_destination(config: &str, keys: &str) -> String {
 /// An object to put: key, bytes, user metadata.
 pub type NewObject = (String, Vec<u8>, Option<HashMap<String, String>>);
 
+/// `config` without its `queue_url`: an in-process sync needs no queue.
+pub fn without_queue_url(config: &str) -> String {
+    config
+        .lines()
+        .filter(|l| !l.starts_with("queue_url"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// What one run of `ossbridge-transfer sync` did.
 pub struct SyncRun {
     pub code: i32,
