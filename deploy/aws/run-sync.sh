@@ -9,10 +9,12 @@
 #   deploy/aws/run-sync.sh ossbridge --dry-run
 #   deploy/aws/run-sync.sh ossbridge --delete --yes-delete --max-delete 1000
 #
-# Needs the AWS CLI v2 and python3, with ecs:RunTask, ecs:DescribeTasks,
-# iam:PassRole on the stack's task roles and cloudformation:DescribeStacks.
+# Needs the AWS CLI (v2, or v1 as in tests/tests/cloudformation_deploy.rs)
+# and python3, with ecs:RunTask, ecs:DescribeTasks, iam:PassRole on the
+# stack's task roles and cloudformation:DescribeStacks.
+# OSSBRIDGE_SYNC_POLL_SECS sets how often the task is polled (default 30).
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 stack=$1
 shift
 
@@ -53,7 +55,7 @@ while :; do
   status=$(aws ecs describe-tasks --cluster "$cluster" --tasks "$task" \
     --query 'tasks[0].lastStatus' --output text)
   [ "$status" = STOPPED ] && break
-  sleep 30
+  sleep "${OSSBRIDGE_SYNC_POLL_SECS:-30}"
 done
 code=$(aws ecs describe-tasks --cluster "$cluster" --tasks "$task" \
   --query 'tasks[0].containers[0].exitCode' --output text)

@@ -11,6 +11,7 @@ pub mod proxy;
 pub mod s3_proxy;
 pub mod services;
 mod sqs_dedup;
+pub mod stack;
 pub mod tools;
 pub mod webhook;
 

@@ -34,11 +34,22 @@ pub fn setup() -> Result<()> {
         .map_err(anyhow::Error::msg)
 }
 
-fn python() -> PathBuf {
+fn venv() -> PathBuf {
     std::env::var_os("OSSBRIDGE_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".local/venv"))
-        .join("bin/python")
+}
+
+fn python() -> PathBuf {
+    venv().join("bin/python")
+}
+
+/// The AWS CLI (v1, from PyPI) in the project virtualenv, installed by
+/// tests/tools/setup.sh: the client the stack deployment tests drive the
+/// emulator with, and the one deploy/aws/run-sync.sh calls.
+pub fn aws_cli() -> Result<PathBuf> {
+    setup()?;
+    Ok(venv().join("bin/aws"))
 }
 
 /// Runs a tool with `stdin` and returns its stdout.
