@@ -20,6 +20,13 @@ struct Cli {
 enum Command {
     /// Writes a self-signed certificate for 127.0.0.1 (cert.pem, key.pem).
     Cert { dir: PathBuf },
+    /// The test kit's S3 proxy in front of `upstream`, counting requests by
+    /// operation: prints its endpoint, then on SIGTERM the counts as JSON
+    /// (`{"operations": {...}, "refused": {...}}`) and exits.
+    Proxy {
+        #[arg(long)]
+        upstream: String,
+    },
     /// Creates a queue on the emulator and prints its URL.
     Queue {
         #[arg(long)]
@@ -151,6 +158,23 @@ async fn main() -> Result<()> {
             std::fs::create_dir_all(&dir)?;
             std::fs::write(dir.join("cert.pem"), generated.cert.pem())?;
             std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem())?;
+        }
+        Command::Proxy { upstream } => {
+            let proxy = ossbridge_testkit::s3_proxy::S3Proxy::start(&upstream).await?;
+            println!("{}", proxy.endpoint());
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?
+                .recv()
+                .await;
+            let counts = proxy.counts();
+            let refused: std::collections::BTreeMap<&str, u64> = counts
+                .keys()
+                .map(|op| (op.as_str(), proxy.refused(op)))
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({ "operations": counts, "refused": refused })
+            );
         }
         Command::Queue { endpoint, name } => {
             let sqs = load::sqs_client(&endpoint).await;

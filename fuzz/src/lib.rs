@@ -253,6 +253,11 @@ fn check_round_trip(message: &QueueMessage) {
         key: message.key.clone(),
         size: Some(message.size),
         event_time: Some(message.event_time.clone()).filter(|t| !t.is_empty()),
+        // OSS's names for a new object written by PUT or POST.
+        new_object: matches!(
+            message.event_name.as_str(),
+            "ObjectCreated:PutObject" | "ObjectCreated:PostObject"
+        ),
         shape: Shape::Ossbridge,
     };
     match decode::decode(&body) {

@@ -28,8 +28,20 @@ pub struct Job {
     pub size: Option<u64>,
     /// When the change happened at the source, if the message says.
     pub event_time: Option<String>,
+    /// The event wrote a new object (`creates_object`).
+    pub new_object: bool,
     /// Which shape the message had, for logs and metrics.
     pub shape: Shape,
+}
+
+impl Job {
+    /// What the copy engine may use to pick its path.
+    pub fn hint(&self) -> crate::copy::Hint {
+        crate::copy::Hint {
+            size: self.size,
+            new_object: self.new_object,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +125,7 @@ fn decode_value(body: &str, value: &Value, depth: u8) -> Result<Decoded, DecodeE
             bucket: Some(m.bucket),
             key: m.key,
             size: Some(m.size),
+            new_object: creates_object(&m.event_name),
             event_time: Some(m.event_time).filter(|t| !t.is_empty()),
             shape: Shape::Ossbridge,
         }]));
@@ -124,6 +137,8 @@ fn decode_value(body: &str, value: &Value, depth: u8) -> Result<Decoded, DecodeE
             key: key.to_owned(),
             size: object.get("size").and_then(Value::as_u64),
             event_time: None,
+            // DTH's sender forwards OSS's PutObject/PostObject events.
+            new_object: true,
             shape: Shape::DataTransferHub,
         }])),
         _ => Err(DecodeError::Unrecognized),
@@ -137,6 +152,21 @@ pub fn decode_s3_key(key: &str) -> Result<String, DecodeError> {
         .decode_utf8()
         .map(|k| k.into_owned())
         .map_err(|_| DecodeError::Malformed(format!("S3 key {key:?} does not decode to UTF-8")))
+}
+
+/// Whether an event wrote a new object with a PUT or POST (OSS's
+/// `ObjectCreated:PutObject`/`PostObject`, S3's `ObjectCreated:Put`/`Post`),
+/// as opposed to a copy (which may be in place, a metadata change), an
+/// append, a multipart completion or a metadata rewrite.
+fn creates_object(event_name: &str) -> bool {
+    let name = event_name.strip_prefix("s3:").unwrap_or(event_name);
+    matches!(
+        name,
+        "ObjectCreated:PutObject"
+            | "ObjectCreated:PostObject"
+            | "ObjectCreated:Put"
+            | "ObjectCreated:Post"
+    )
 }
 
 fn s3_op(event_name: &str) -> Option<Operation> {
@@ -173,6 +203,7 @@ fn s3_records(records: &Value) -> Result<Decoded, DecodeError> {
             key: decode_s3_key(key)?,
             size: s3["object"]["size"].as_u64(),
             event_time: record["eventTime"].as_str().map(str::to_owned),
+            new_object: record["eventName"].as_str().is_some_and(creates_object),
             shape: Shape::S3Notification,
         });
     }
@@ -202,6 +233,7 @@ fn eventbridge(object: &serde_json::Map<String, Value>) -> Result<Decoded, Decod
         bucket: detail["bucket"]["name"].as_str().map(str::to_owned),
         key: decode_s3_key(key)?,
         size: detail["object"]["size"].as_u64(),
+        new_object: matches!(detail["reason"].as_str(), Some("PutObject" | "POST Object")),
         event_time: object
             .get("time")
             .and_then(Value::as_str)
@@ -227,6 +259,7 @@ fn oss_events(value: &Value) -> Result<Decoded, DecodeError> {
                 bucket: Some(e.oss.bucket.name),
                 key: e.oss.object.key,
                 size: Some(e.oss.object.size),
+                new_object: creates_object(&e.event_name),
                 event_time: Some(e.event_time).filter(|t| !t.is_empty()),
                 shape: Shape::OssEvent,
             })

@@ -21,43 +21,61 @@ async fn three_duplicates_write_the_object_once() -> Result<()> {
     let worker = rig.worker("").await?;
     assert_eq!(rig.wait_for_destination("dup/a.bin").await?, bytes);
     rig.drained().await?;
+    // Each duplicate's `If-None-Match: *` PUT, if it came after the first
+    // one's, was refused, and its HEAD found the object current.
+    let puts = rig.destination.calls("PutObject");
     assert_eq!(
-        rig.destination.calls("PutObject"),
+        puts - rig.destination.refused("PutObject"),
         1,
         "the other two found it current"
     );
+    assert!(puts <= 3, "{puts} PUTs for three messages");
     worker.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_small_object_costs_one_get_and_a_duplicate_none() -> Result<()> {
+async fn a_new_small_object_costs_one_get_and_one_put() -> Result<()> {
     let rig = Rig::start().await?;
     let bytes = fixtures::bytes(3000, 8);
     rig.put_source("hint/a.bin", bytes.clone()).await?;
     rig.put_source("hint/b.bin", bytes.clone()).await?;
     let worker = rig.worker("").await?;
+    let calls = |proxy: &ossbridge_testkit::s3_proxy::S3Proxy| {
+        ["HeadObject", "GetObject", "PutObject"].map(|call| proxy.calls(call))
+    };
     // A true small hint for a key the destination lacks: one GET gives
-    // the source's state and bytes.
+    // the source's state and bytes, one `If-None-Match: *` PUT stores
+    // them. Nothing else.
     rig.send(r#"{"key": "hint/a.bin", "size": 3000}"#).await?;
     assert_eq!(rig.wait_for_destination("hint/a.bin").await?, bytes);
     rig.drained().await?;
-    assert_eq!(rig.source.calls("HeadObject"), 0);
-    assert_eq!(rig.source.calls("GetObject"), 1);
+    assert_eq!(calls(&rig.source), [0, 1, 0], "source HEAD, GET, PUT");
+    assert_eq!(
+        calls(&rig.destination),
+        [0, 0, 1],
+        "destination HEAD, GET, PUT"
+    );
     // A wrong, large size hint takes the HEAD-first path.
     rig.send(r#"{"key": "hint/b.bin", "size": 999999999999}"#)
         .await?;
     assert_eq!(rig.wait_for_destination("hint/b.bin").await?, bytes);
     rig.drained().await?;
-    assert_eq!(rig.source.calls("HeadObject"), 1);
-    assert_eq!(rig.source.calls("GetObject"), 2);
-    // A duplicate: the source's HEAD (its metadata may have changed even
-    // if its ETag did not) shows the destination current; no GET, no PUT.
+    assert_eq!(calls(&rig.source), [1, 2, 0]);
+    assert_eq!(calls(&rig.destination), [1, 0, 2]);
+    // A duplicate small object: its GET, a PUT refused because the key is
+    // taken, and the destination's HEAD, which holds the version just
+    // read: done, nothing overwritten, no source HEAD.
     rig.send(r#"{"key": "hint/a.bin", "size": 3000}"#).await?;
     rig.drained().await?;
-    assert_eq!(rig.source.calls("HeadObject"), 2);
-    assert_eq!(rig.source.calls("GetObject"), 2, "nothing downloaded");
-    assert_eq!(rig.destination.calls("PutObject"), 2, "already current");
+    assert_eq!(calls(&rig.source), [1, 3, 0]);
+    assert_eq!(calls(&rig.destination), [2, 0, 3]);
     assert_eq!(rig.destination_object("hint/a.bin").await?, Some(bytes));
+    // A duplicate large one (by its hint) downloads nothing: HEADs only.
+    rig.send(r#"{"key": "hint/b.bin", "size": 999999999999}"#)
+        .await?;
+    rig.drained().await?;
+    assert_eq!(calls(&rig.source), [2, 3, 0]);
+    assert_eq!(calls(&rig.destination), [3, 0, 3]);
     worker.stop().await
 }
 

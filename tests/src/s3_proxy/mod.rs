@@ -65,6 +65,9 @@ struct Calls {
     /// Writes whose whole body arrived, by access key: the ones the store
     /// could have applied (a PUT cut off mid-body never is).
     sent_by_access_key: HashMap<(String, &'static str), u64>,
+    /// Conditional writes refused (412, 404) because the key was not what
+    /// the condition said.
+    refused: HashMap<&'static str, u64>,
 }
 
 #[derive(Debug)]
@@ -86,6 +89,12 @@ impl State {
             if let Some(key) = access_key {
                 *calls.by_access_key.entry((key, operation)).or_insert(0) += 1;
             }
+        }
+    }
+
+    fn count_refused(&self, operation: &'static str) {
+        if let Ok(mut calls) = self.calls.lock() {
+            *calls.refused.entry(operation).or_insert(0) += 1;
         }
     }
 
@@ -169,6 +178,30 @@ impl S3Proxy {
             .calls
             .lock()
             .map(|c| c.by_operation.get(operation).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Every operation seen so far and its count.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state
+            .calls
+            .lock()
+            .map(|c| {
+                c.by_operation
+                    .iter()
+                    .map(|(op, n)| ((*op).to_owned(), *n))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Conditional writes of an operation refused because the key was not
+    /// what their condition said: `calls - refused` is what was written.
+    pub fn refused(&self, operation: &str) -> u64 {
+        self.state
+            .calls
+            .lock()
+            .map(|c| c.refused.get(operation).copied().unwrap_or(0))
             .unwrap_or(0)
     }
 

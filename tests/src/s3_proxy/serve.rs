@@ -179,6 +179,7 @@ async fn serve(
             conditions::check_write(&state.upstream, op, &path, &parts.headers, &who.request_id)
                 .await?;
         if let Some(refusal) = refusal {
+            state.count_refused(op);
             return Ok(refusal);
         }
     }
@@ -196,6 +197,10 @@ async fn serve(
             &route::with_query(&path, &query),
         )
         .await?;
+    // moto checks PutObject's conditions itself (conditions.rs).
+    if route::is_write(op) && upstream.status() == StatusCode::PRECONDITION_FAILED {
+        state.count_refused(op);
+    }
     let response = answer::answer(state, who, op, &path, head, upstream).await?;
     match listing {
         Some(listing) => listing.after_answer(state, response).await,

@@ -270,7 +270,11 @@ impl Consumer {
             telemetry::job_done("delete_ignored", 0, None);
             return Ok(());
         }
-        match self.copier.execute(job.op, &job.key, job.size, lease).await {
+        match self
+            .copier
+            .execute(job.op, &job.key, job.hint(), lease)
+            .await
+        {
             Ok(outcome) => {
                 let bytes = match outcome {
                     Outcome::Copied { bytes, .. } => bytes,

@@ -71,6 +71,21 @@ pub struct CopyOptions {
     pub attempts: usize,
 }
 
+/// What the message said about the object. It only picks the cheaper
+/// path; the source's and the destination's answers decide.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hint {
+    /// The size the message announced.
+    pub size: Option<u64>,
+    /// The message announced a newly written object (a PUT or POST at the
+    /// source, or a key `sync` found missing at the destination): a small
+    /// one is first PUT with `If-None-Match: *`, without reading the
+    /// destination (`reconcile.rs`). Other changes (metadata rewrites,
+    /// in-place copies, appends) read the destination first, so that they
+    /// cost no download when the bytes are already there.
+    pub new_object: bool,
+}
+
 /// What a job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -164,13 +179,13 @@ impl Copier {
     /// client has meanwhile re-read the keys, which may have been rotated
     /// (`credentials/`). A destination refusal is permanent at once.
     ///
-    /// `size_hint` is the size the message announced, if any: it only picks
-    /// the cheaper path for small objects; the source's answer decides.
+    /// `hint` is what the message announced: it only picks the cheaper
+    /// path for small objects.
     pub async fn execute(
         &self,
         op: Operation,
         key: &str,
-        size_hint: Option<u64>,
+        hint: Hint,
         lease: &Lease,
     ) -> Result<Outcome, CopyError> {
         let _one_at_a_time = self.keys.lock(key).await;
@@ -181,7 +196,7 @@ impl Copier {
             .with_jitter();
         let refreshed = std::sync::atomic::AtomicBool::new(false);
         (|| async {
-            match lease.hold(self.reconcile(op, key, size_hint, lease)).await {
+            match lease.hold(self.reconcile(op, key, hint, lease)).await {
                 Err(e) if e.is_source_access_denied() && !refreshed.swap(true, std::sync::atomic::Ordering::Relaxed) => {
                     tracing::warn!(event = "source_access_denied", reason = %e, "trying once more with the source keys as now stored");
                     Err(CopyError::transient(e.operation, "access_denied", e.detail))

@@ -29,6 +29,19 @@
 //! A new object written with `If-None-Match: *` while deletes are not
 //! propagated needs no second look: nothing can have been there before it,
 //! and a job that read an older source state would find the key taken.
+//!
+//! That is why a small new object (by the message's hint: its size, and an
+//! event that writes a new object) skips the first read of the
+//! destination: one GET at the source, one `If-None-Match: *`
+//! PUT, two requests, the physical minimum for a new object. The write's
+//! condition is checked by S3 when it lands, so it cannot overwrite
+//! anything, whatever happened since the GET. When the key is taken (a
+//! duplicate, or a copy already there), the job reads the destination: if
+//! it holds exactly the version just read, the job is done (the source's
+//! next change brings its own event); otherwise the round goes on as
+//! above, with that read as its destination-before-source look. A
+//! duplicate small object therefore costs GET, refused PUT and HEAD; a
+//! large one still costs no download.
 
 use ossbridge_message::Operation;
 
@@ -37,12 +50,22 @@ use super::multipart;
 use super::plan::{Plan, decide};
 use super::recorded::Version;
 use super::source::{Fetched, SourceObject, get_source, head_source};
-use super::{Copier, Lease, Outcome, limits, metadata, single};
+use super::{Copier, Hint, Lease, Outcome, limits, metadata, single};
 use crate::error::CopyError;
 use crate::telemetry;
 
 /// Looks at both sides this many times at most per attempt.
 pub const MAX_ROUNDS: usize = 5;
+
+/// What [`Copier::put_if_absent`] did.
+enum Absent {
+    /// It wrote the object, or found nothing to do.
+    Written(Step),
+    /// The key was taken by another version: the destination as read then.
+    Taken(Option<DestinationObject>),
+    /// Not a small object after all: nothing was written or read.
+    NotSmall,
+}
 
 /// How one round ended.
 enum Step {
@@ -58,7 +81,7 @@ impl Copier {
         &self,
         op: Operation,
         key: &str,
-        size_hint: Option<u64>,
+        hint: Hint,
         lease: &Lease,
     ) -> Result<Outcome, CopyError> {
         let mut deleting = op == Operation::Delete;
@@ -67,7 +90,7 @@ impl Copier {
             let step = if deleting {
                 self.delete_round(key).await
             } else {
-                self.copy_round(key, size_hint, lease).await
+                self.copy_round(key, hint, lease).await
             };
             match step {
                 Ok(Step::Done(outcome)) => {
@@ -104,37 +127,31 @@ impl Copier {
         ))
     }
 
-    async fn copy_round(
-        &self,
-        key: &str,
-        size_hint: Option<u64>,
-        lease: &Lease,
-    ) -> Result<Step, CopyError> {
+    async fn copy_round(&self, key: &str, hint: Hint, lease: &Lease) -> Result<Step, CopyError> {
         let destination_key = self.destination_key(key);
-        let destination = self.head_destination(&destination_key).await?;
-        // A small object the destination lacks: one GET yields the
-        // source's state and its bytes together.
-        if destination.is_none()
-            && size_hint.is_some_and(|size| size <= self.options.multipart_threshold)
-        {
-            match get_source(&self.source, &self.source_bucket, key, None).await? {
-                Fetched::Missing => return self.source_gone(key, None, false).await,
-                Fetched::Object(source, body)
-                    if source.size <= self.options.multipart_threshold =>
-                {
-                    limits::check(&source, lease.max_object_size(), self.options.copy_metadata)?;
-                    let precondition = Precondition::Absent;
-                    let _budget = self.reserve(source.size).await?;
-                    let _in_flight = telemetry::InFlight::start(source.size);
-                    single::put(self, &source, body, &destination_key, &precondition).await?;
-                    return self
-                        .settle(key, Some(&source), &precondition, copied(source.size, 0, 0))
-                        .await;
-                }
-                // Larger than the message said: the general path below.
-                Fetched::Object(..) | Fetched::Unchanged => {}
+        let small = hint
+            .size
+            .is_some_and(|size| size <= self.options.multipart_threshold);
+        let destination = if small && hint.new_object {
+            match self.put_if_absent(key, &destination_key, lease).await? {
+                Absent::Written(step) => return Ok(step),
+                Absent::Taken(destination) => destination,
+                Absent::NotSmall => self.head_destination(&destination_key).await?,
             }
-        }
+        } else {
+            let destination = self.head_destination(&destination_key).await?;
+            // A small object the destination lacks: one GET yields the
+            // source's state and its bytes together.
+            if destination.is_none() && small {
+                match self.put_if_absent(key, &destination_key, lease).await? {
+                    Absent::Written(step) => return Ok(step),
+                    Absent::Taken(destination) => destination,
+                    Absent::NotSmall => None,
+                }
+            } else {
+                destination
+            }
+        };
         let source = head_source(&self.source, &self.source_bucket, key).await?;
         match decide(
             source.as_ref(),
@@ -171,6 +188,64 @@ impl Copier {
                 self.write(&source, &destination_key, &precondition, key)
                     .await
             }
+        }
+    }
+
+    /// A small object: one GET, then one PUT if the key is free (module
+    /// documentation). When it is taken, returns the destination as read
+    /// after the refusal, unless it already holds the version just read.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        destination_key: &str,
+        lease: &Lease,
+    ) -> Result<Absent, CopyError> {
+        let threshold = self.options.multipart_threshold;
+        let (source, body) = match get_source(&self.source, &self.source_bucket, key, None).await? {
+            Fetched::Object(source, body) if source.size <= threshold => (source, body),
+            // Deleting the destination's copy needs the destination read
+            // first; a key that is not there needs nothing.
+            Fetched::Missing if !self.options.propagate_deletes => {
+                return Ok(Absent::Written(Step::Done(Outcome::SourceMissing)));
+            }
+            // Larger than the message said, or gone: the general path.
+            Fetched::Object(..) | Fetched::Missing | Fetched::Unchanged => {
+                return Ok(Absent::NotSmall);
+            }
+        };
+        limits::check(&source, lease.max_object_size(), self.options.copy_metadata)?;
+        let precondition = Precondition::Absent;
+        let written = {
+            let _budget = self.reserve(source.size).await?;
+            let _in_flight = telemetry::InFlight::start(source.size);
+            single::put(self, &source, body, destination_key, &precondition).await
+        };
+        match written {
+            Ok(()) => {
+                let step = self
+                    .settle(key, Some(&source), &precondition, copied(source.size, 0, 0))
+                    .await?;
+                Ok(Absent::Written(step))
+            }
+            Err(e) if e.is_race() => {
+                telemetry::reconcile_again("destination_taken");
+                tracing::info!(
+                    event = "reconcile_again",
+                    reason = "destination_taken",
+                    "the key is taken; looking at the destination"
+                );
+                let destination = self.head_destination(destination_key).await?;
+                let plan = decide(
+                    Some(&source),
+                    destination.as_ref(),
+                    self.options.copy_metadata,
+                );
+                Ok(match plan {
+                    Plan::Current => Absent::Written(Step::Done(Outcome::AlreadyCurrent)),
+                    _ => Absent::Taken(destination),
+                })
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -110,3 +110,33 @@ fn everything_else_is_an_error() {
         Err(DecodeError::Malformed(_))
     ));
 }
+
+#[test]
+fn only_puts_and_posts_announce_a_new_object() {
+    let job = |body: &str| jobs(body)[0].clone();
+    let oss = |name: &str| {
+        format!(
+            r#"{{"events":[{{"eventName":"{name}","eventTime":"","oss":{{"bucket":{{"name":"b"}},"object":{{"key":"k","size":1}}}}}}]}}"#
+        )
+    };
+    for name in ["ObjectCreated:PutObject", "ObjectCreated:PostObject"] {
+        assert!(job(&oss(name)).new_object, "{name}");
+    }
+    for name in [
+        "ObjectCreated:CopyObject",
+        "ObjectCreated:AppendObject",
+        "ObjectCreated:CompleteMultipartUpload",
+        "ObjectModified:UpdateObjectMeta",
+    ] {
+        assert!(!job(&oss(name)).new_object, "{name}");
+    }
+    let s3 = |name: &str| {
+        format!(
+            r#"{{"Records":[{{"eventName":"{name}","s3":{{"object":{{"key":"k","size":1}}}}}}]}}"#
+        )
+    };
+    assert!(job(&s3("ObjectCreated:Put")).new_object);
+    assert!(!job(&s3("ObjectCreated:Copy")).new_object);
+    // Data Transfer Hub's sender forwards PUT and POST events only.
+    assert!(job(r#"{"key":"k","size":1}"#).new_object);
+}

@@ -21,7 +21,7 @@ use super::enqueue::{self, Enqueuer};
 use super::listing::Entry;
 use super::progress::{Counters, add};
 use super::summary::Failures;
-use crate::copy::{Copier, Lease, Outcome, head_destination};
+use crate::copy::{Copier, Hint, Lease, Outcome, head_destination};
 
 /// One unit of work from the diff.
 #[derive(Debug)]
@@ -104,7 +104,7 @@ impl Executor {
         match work {
             Work::Copy(entry, reason) => {
                 self.planned(&entry, reason);
-                self.copy(entry).await;
+                self.copy(entry, reason).await;
             }
             Work::Check(entry) => {
                 let Some(reason) = self.check(&entry).await else {
@@ -119,7 +119,7 @@ impl Executor {
                 };
                 drop(permit);
                 let _copy_slot = copy_slot;
-                self.copy(entry).await;
+                self.copy(entry, reason).await;
             }
             Work::Delete(key) => {
                 let _permit = permit;
@@ -164,7 +164,7 @@ impl Executor {
         }
     }
 
-    async fn copy(&self, entry: Entry) {
+    async fn copy(&self, entry: Entry, reason: Reason) {
         if self.dry_run {
             return;
         }
@@ -174,17 +174,17 @@ impl Executor {
             return;
         }
         // The listed size lets the engine take its one-GET path for small
-        // objects. The engine looks at both sides again and writes
-        // conditionally, so a live worker copying the same key meanwhile
-        // is never overwritten with an older version.
+        // objects, and a key the destination lacks its PUT-if-absent path.
+        // The engine looks at both sides again and writes conditionally,
+        // so a live worker copying the same key meanwhile is never
+        // overwritten with an older version.
+        let hint = Hint {
+            size: Some(entry.size),
+            new_object: reason == Reason::Missing,
+        };
         match self
             .copier
-            .execute(
-                Operation::Copy,
-                &entry.key,
-                Some(entry.size),
-                &Lease::unbounded(),
-            )
+            .execute(Operation::Copy, &entry.key, hint, &Lease::unbounded())
             .await
         {
             Ok(Outcome::Copied { bytes, .. }) => {
@@ -212,7 +212,12 @@ impl Executor {
         // the object the engine saw (a conditional delete).
         match self
             .copier
-            .execute(Operation::Delete, &key, None, &Lease::unbounded())
+            .execute(
+                Operation::Delete,
+                &key,
+                Hint::default(),
+                &Lease::unbounded(),
+            )
             .await
         {
             Ok(Outcome::DeleteSkipped) => add(&self.counters.delete_skipped, 1),
