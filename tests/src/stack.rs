@@ -62,7 +62,11 @@ impl Cli {
                 self.dir.path().join("credentials"),
             )
             .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN");
+            .env_remove("AWS_SESSION_TOKEN")
+            // Nothing leaves loopback: no proxy, no instance metadata.
+            .env("NO_PROXY", "127.0.0.1,localhost,::1")
+            .env("no_proxy", "127.0.0.1,localhost,::1")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
         command
     }
 
