@@ -4,6 +4,7 @@
 mod load;
 mod objects;
 mod soak;
+mod sqs_sink;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,12 @@ enum Command {
     Proxy {
         #[arg(long)]
         upstream: String,
+    },
+    /// A benchmark sink answering SQS's JSON protocol (sqs_sink.rs): prints
+    /// its endpoint and serves until killed; `GET /stats` gives the counts.
+    SqsSink {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
     },
     /// Creates a queue on the emulator and prints its URL.
     Queue {
@@ -176,6 +183,7 @@ async fn main() -> Result<()> {
                 serde_json::json!({ "operations": counts, "refused": refused })
             );
         }
+        Command::SqsSink { port } => sqs_sink::serve(port).await?,
         Command::Queue { endpoint, name } => {
             let sqs = load::sqs_client(&endpoint).await;
             let out = sqs.create_queue().queue_name(name).send().await?;
