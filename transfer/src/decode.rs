@@ -137,7 +137,9 @@ fn decode_value(body: &str, value: &Value, depth: u8) -> Result<Decoded, DecodeE
             key: key.to_owned(),
             size: object.get("size").and_then(Value::as_u64),
             event_time: None,
-            // DTH's sender forwards OSS's PutObject/PostObject events.
+            // A DTH message names no event; most are new objects (the
+            // tutorial's OSS trigger), and one that exists costs a refused
+            // PUT and a HEAD, never an overwrite.
             new_object: true,
             shape: Shape::DataTransferHub,
         }])),
