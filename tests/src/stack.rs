@@ -375,14 +375,13 @@ pub fn policy_document(cli: &Cli, document: &Value) -> Result<Value> {
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
+/// The strings of an IAM field that is one string or a list of them (any
+/// other value, e.g. an unresolved intrinsic, as its JSON text).
 pub fn strings(value: &Value) -> Vec<String> {
     match value {
         Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|i| i.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        _ => vec![format!("{value}")],
     }
 }
 

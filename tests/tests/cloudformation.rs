@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
+use ossbridge_testkit::stack::strings;
+
 fn template() -> Result<Value> {
     ossbridge_testkit::tools::cloudformation_template()
 }
@@ -159,14 +161,6 @@ fn expected() -> BTreeMap<&'static str, Vec<Grant>> {
             ],
         ),
     ])
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().flat_map(strings).collect(),
-        _ => vec![format!("{value}")],
-    }
 }
 
 /// Checks every IAM role and policy of `template` against [`expected`].

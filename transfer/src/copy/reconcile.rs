@@ -132,26 +132,25 @@ impl Copier {
         let small = hint
             .size
             .is_some_and(|size| size <= self.options.multipart_threshold);
-        let destination = if small && hint.new_object {
+        // A small new object skips the first look at the destination
+        // (module documentation); anything else reads it first.
+        let looked = !(small && hint.new_object);
+        let mut destination = None;
+        if looked {
+            destination = self.head_destination(&destination_key).await?;
+        }
+        // A small object the destination lacks (or may lack): one GET
+        // yields the source's state and its bytes together.
+        if small && destination.is_none() {
             match self.put_if_absent(key, &destination_key, lease).await? {
                 Absent::Written(step) => return Ok(step),
-                Absent::Taken(destination) => destination,
-                Absent::NotSmall => self.head_destination(&destination_key).await?,
-            }
-        } else {
-            let destination = self.head_destination(&destination_key).await?;
-            // A small object the destination lacks: one GET yields the
-            // source's state and its bytes together.
-            if destination.is_none() && small {
-                match self.put_if_absent(key, &destination_key, lease).await? {
-                    Absent::Written(step) => return Ok(step),
-                    Absent::Taken(destination) => destination,
-                    Absent::NotSmall => None,
+                Absent::Taken(taken) => destination = taken,
+                Absent::NotSmall if !looked => {
+                    destination = self.head_destination(&destination_key).await?;
                 }
-            } else {
-                destination
+                Absent::NotSmall => {}
             }
-        };
+        }
         let source = head_source(&self.source, &self.source_bucket, key).await?;
         match decide(
             source.as_ref(),
