@@ -1,6 +1,7 @@
 //! Load generators for docs/benchmarks.md. Each run prints one JSON object
 //! on stdout; `bench/gateway.sh` orchestrates a whole comparison.
 
+mod lag;
 mod load;
 mod objects;
 mod soak;
@@ -27,6 +28,14 @@ enum Command {
     Proxy {
         #[arg(long)]
         upstream: String,
+        /// Milliseconds the proxy waits before handling every request (a
+        /// round trip to a distant store).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Also journal every object write the store accepted to this
+        /// file, as it happens: `bucket/key<TAB>unix_nanos` lines (lag.rs).
+        #[arg(long)]
+        journal: Option<PathBuf>,
     },
     /// A benchmark sink answering SQS's JSON protocol (sqs_sink.rs): prints
     /// its endpoint and serves until killed; `GET /stats` gives the counts.
@@ -134,6 +143,12 @@ enum Command {
         #[command(flatten)]
         args: soak::SoakArgs,
     },
+    /// Replication lag: a new object on the source, then its signed event
+    /// to the gateway, `rate` times a second for `seconds` (lag.rs).
+    Lag {
+        #[command(flatten)]
+        args: lag::LagArgs,
+    },
     /// Compares two buckets object by object (size and MD5 ETag).
     Compare {
         #[arg(long)]
@@ -166,12 +181,15 @@ async fn main() -> Result<()> {
             std::fs::write(dir.join("cert.pem"), generated.cert.pem())?;
             std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem())?;
         }
-        Command::Proxy { upstream } => {
+        Command::Proxy {
+            upstream,
+            latency_ms,
+            journal,
+        } => {
             let proxy = ossbridge_testkit::s3_proxy::S3Proxy::start(&upstream).await?;
+            proxy.set_latency(std::time::Duration::from_millis(latency_ms));
             println!("{}", proxy.endpoint());
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?
-                .recv()
-                .await;
+            lag::until_sigterm(&proxy, journal.as_deref()).await?;
             let counts = proxy.counts();
             let refused: std::collections::BTreeMap<&str, u64> = counts
                 .keys()
@@ -258,6 +276,7 @@ async fn main() -> Result<()> {
             println!("{report}");
         }
         Command::Soak { args } => println!("{}", soak::run(&args).await?),
+        Command::Lag { args } => println!("{}", lag::run(&args).await?),
         Command::Compare {
             source_endpoint,
             source_bucket,

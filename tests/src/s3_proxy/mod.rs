@@ -17,13 +17,15 @@
 //! Both count calls by operation and by access key, mend moto quirks
 //! (`mend.rs`) and inject faults (`faults.rs`; broken and held listings
 //! in `listing.rs`). Object bodies stream through; only error, XML and
-//! trickled answers are buffered.
+//! trickled answers are buffered. On request they journal when each
+//! object write was accepted (`journal.rs`).
 
 mod answer;
 mod append;
 mod conditions;
 mod errors;
 mod faults;
+mod journal;
 mod listing;
 mod mend;
 mod oss;
@@ -33,6 +35,7 @@ mod upstream;
 mod xml;
 
 pub use append::Appended;
+pub use journal::Written;
 pub use listing::HoldListing;
 pub use oss::ObjectType;
 
@@ -80,6 +83,7 @@ struct State {
     objects: oss::Objects,
     locks: conditions::KeyLocks,
     requests: AtomicU64,
+    journal: journal::Journal,
 }
 
 impl State {
@@ -146,6 +150,7 @@ impl S3Proxy {
             objects: oss::Objects::default(),
             locks: conditions::KeyLocks::default(),
             requests: AtomicU64::new(1),
+            journal: journal::Journal::default(),
         });
         let task = crate::proxy::spawn_http1(listener, state.clone(), serve::handle);
         Ok(S3Proxy { addr, state, task })
@@ -235,6 +240,20 @@ impl S3Proxy {
                     .map_or(0, |(_, n)| *n)
             })
             .unwrap_or(0)
+    }
+
+    /// Starts journaling object writes: from now on, each PutObject and
+    /// CompleteMultipartUpload the store answers with a 2xx is noted with
+    /// the time of that answer (when the object became visible), for
+    /// [`S3Proxy::take_journal`]. Off by default.
+    pub fn journal_writes(&self) {
+        self.state.journal.start();
+    }
+
+    /// The writes journaled since the last call, oldest first; empty while
+    /// the journal is off.
+    pub fn take_journal(&self) -> Vec<Written> {
+        self.state.journal.take()
     }
 
     fn faults(&self, f: impl FnOnce(&mut Faults)) {

@@ -197,6 +197,7 @@ async fn serve(
             &route::with_query(&path, &query),
         )
         .await?;
+    state.journal.record(op, &path, upstream.status());
     // moto checks PutObject's conditions itself (conditions.rs).
     if route::is_write(op) && upstream.status() == StatusCode::PRECONDITION_FAILED {
         state.count_refused(op);
