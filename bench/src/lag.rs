@@ -20,11 +20,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
+use ossbridge_testkit::fixtures;
 use ossbridge_testkit::s3_proxy::S3Proxy;
-use ossbridge_testkit::webhook::{Signer, now};
-use ossbridge_testkit::{LocalAws, fixtures};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+
+use crate::soak;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LagArgs {
@@ -62,8 +63,6 @@ pub struct LagArgs {
 
 /// A tick dispatched later than this after it was due is late.
 pub const LATE: Duration = Duration::from_millis(50);
-/// How often a sender retries an event the gateway did not acknowledge.
-const ATTEMPTS: u32 = 5;
 
 struct Event {
     key: String,
@@ -94,14 +93,8 @@ fn event_time(t: SystemTime) -> String {
 
 pub async fn run(args: &LagArgs) -> Result<Value> {
     anyhow::ensure!(args.rate > 0.0, "--rate must be > 0");
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&args.ca)?)?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .add_root_certificate(ca)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let signer = Arc::new(Signer::from_secret(&args.secret).context("not a whsec_ secret")?);
-    let source = Arc::new(LocalAws::connect(&args.source_endpoint).await);
+    let (client, signer, source) =
+        soak::sender(&args.ca, &args.secret, &args.source_endpoint).await?;
     // The fixture's first event, bucket set; key, size, eTag, request id
     // and time are filled in per event.
     let template = fixtures::oss_event("oss-events/put-object.json", &args.bucket, &[("k", b"")])?;
@@ -175,7 +168,7 @@ pub async fn run(args: &LagArgs) -> Result<Value> {
             let sent = match written {
                 Some(at) => {
                     event["events"][0]["eventTime"] = event_time(at).into();
-                    post(&client, &signer, &url, &id, event.to_string()).await
+                    soak::post_signed(&client, &signer, &url, &id, &event.to_string()).await
                 }
                 None => Err(anyhow::anyhow!("not written")),
             };
@@ -194,7 +187,7 @@ pub async fn run(args: &LagArgs) -> Result<Value> {
                     key,
                     written_ns: written.map(unix_ns),
                     acked: sent.is_ok(),
-                    retries: sent.unwrap_or(ATTEMPTS),
+                    retries: sent.unwrap_or(soak::ATTEMPTS),
                 });
             }
         });
@@ -254,33 +247,6 @@ fn own_cpu_seconds() -> Option<f64> {
     let utime: f64 = fields.next()?.parse().ok()?;
     let stime: f64 = fields.next()?.parse().ok()?;
     Some((utime + stime) / 100.0)
-}
-
-/// POSTs one signed event until acknowledged; returns the retries used.
-async fn post(
-    client: &reqwest::Client,
-    signer: &Signer,
-    url: &str,
-    id: &str,
-    body: String,
-) -> Result<u32> {
-    let mut last = String::new();
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-        }
-        let mut request = client.post(url).body(body.clone());
-        // Same webhook-id on every retry: the gateway's idempotency key.
-        for (k, v) in signer.headers(id, now(), body.as_bytes()) {
-            request = request.header(k, v);
-        }
-        match request.send().await {
-            Ok(r) if r.status().is_success() => return Ok(attempt),
-            Ok(r) => last = format!("HTTP {}", r.status()),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    anyhow::bail!("{ATTEMPTS} attempts, last: {last}")
 }
 
 /// Waits for SIGTERM. With `journal`, the proxy journals its writes and

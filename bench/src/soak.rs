@@ -51,17 +51,28 @@ struct Counters {
 
 /// How often a sender retries an event the gateway did not acknowledge
 /// (Function Compute's async invocation retries a few times, too).
-const ATTEMPTS: u32 = 5;
+pub(crate) const ATTEMPTS: u32 = 5;
 
-pub async fn run(args: &SoakArgs) -> Result<Value> {
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&args.ca)?)?;
+/// What a sender of signed events needs: an HTTPS client trusting the
+/// gateway's certificate, the signer and the source store.
+pub(crate) async fn sender(
+    ca: &std::path::Path,
+    secret: &str,
+    source_endpoint: &str,
+) -> Result<(reqwest::Client, Arc<Signer>, Arc<LocalAws>)> {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca)?)?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .add_root_certificate(ca)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let signer = Arc::new(Signer::from_secret(&args.secret).context("not a whsec_ secret")?);
-    let source = Arc::new(LocalAws::connect(&args.source_endpoint).await);
+    let signer = Arc::new(Signer::from_secret(secret).context("not a whsec_ secret")?);
+    let source = Arc::new(LocalAws::connect(source_endpoint).await);
+    Ok((client, signer, source))
+}
+
+pub async fn run(args: &SoakArgs) -> Result<Value> {
+    let (client, signer, source) = sender(&args.ca, &args.secret, &args.source_endpoint).await?;
     let counters = Arc::new(Counters::default());
     // Bounds what is in flight when the pipeline slows down, so a stall
     // shows up as late ticks rather than as the load generator's memory.
@@ -137,18 +148,31 @@ async fn send_one(
         .put_object(bucket, key, bytes)
         .await
         .context("source PutObject")?;
+    let retries = post_signed(client, signer, url, &format!("msg_soak_{n}"), &body).await?;
+    Ok(u64::from(retries))
+}
+
+/// POSTs one signed event until the gateway acknowledges it, with the same
+/// webhook-id on every attempt (the gateway's idempotency key); returns
+/// the retries used.
+pub(crate) async fn post_signed(
+    client: &reqwest::Client,
+    signer: &Signer,
+    url: &str,
+    id: &str,
+    body: &str,
+) -> Result<u32> {
     let mut last = String::new();
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
         }
-        let mut request = client.post(url).body(body.clone());
-        // Same webhook-id on every retry: the gateway's idempotency key.
-        for (k, v) in signer.headers(&format!("msg_soak_{n}"), now(), body.as_bytes()) {
+        let mut request = client.post(url).body(body.to_owned());
+        for (k, v) in signer.headers(id, now(), body.as_bytes()) {
             request = request.header(k, v);
         }
         match request.send().await {
-            Ok(r) if r.status().is_success() => return Ok(u64::from(attempt)),
+            Ok(r) if r.status().is_success() => return Ok(attempt),
             Ok(r) => last = format!("HTTP {}", r.status()),
             Err(e) => last = e.to_string(),
         }
