@@ -203,3 +203,69 @@ async fn rotated_keys_and_a_denied_destination_lose_no_message() -> Result<()> {
     worker.wait(Duration::from_secs(20)).await?;
     Ok(())
 }
+
+/// The value of an unlabelled gauge in a Prometheus text page.
+fn gauge(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Behind a slow source, a small object's copy is mostly its GET: the
+/// in-flight gauge must count it from the GET on, or a worker busy with
+/// slow copies looks idle. Before the fix the gauge rose only for the
+/// PUT, a few milliseconds; here it must read 1 for a whole second of a
+/// three-second GET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_waiting_on_a_slow_source_counts_as_in_flight() -> Result<()> {
+    const IN_FLIGHT: &str = "ossbridge_transfer_in_flight_objects";
+    let rig = Rig::start().await?;
+    let key = "slow-source/a.txt";
+    let bytes = fixtures::bytes(1000, 5);
+    rig.put_source(key, bytes.clone()).await?;
+    rig.source.delay_gets(Duration::from_secs(3));
+    let worker = rig.process("[worker]\nwait_time_secs = 1\n").await?;
+    let admin = worker
+        .event("transfer_started")
+        .and_then(|e| e["admin_addr"].as_str().map(str::to_owned))
+        .context("admin_addr")?;
+    let metrics = format!("http://{admin}/metrics");
+    rig.send(rig.message("copy", key)).await?;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut counted_since = None;
+    loop {
+        let page = reqwest::get(&metrics).await?.text().await?;
+        match gauge(&page, IN_FLIGHT) {
+            Some(n) if n >= 1.0 => {
+                let since = *counted_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(1) {
+                    break;
+                }
+            }
+            _ => counted_since = None,
+        }
+        ensure!(
+            rig.destination_object(key).await?.is_none(),
+            "copied without counting as in flight for a second of its GET"
+        );
+        ensure!(
+            Instant::now() < deadline,
+            "the copy never counted as in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(rig.wait_for_destination(key).await? == bytes);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = reqwest::get(&metrics).await?.text().await?;
+        if gauge(&page, IN_FLIGHT) == Some(0.0) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "still in flight after the copy: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

@@ -200,6 +200,11 @@ impl Copier {
         lease: &Lease,
     ) -> Result<Absent, CopyError> {
         let threshold = self.options.multipart_threshold;
+        // In flight from the GET on, as on the general path (whose copy
+        // starts with its GET): behind a slow source the GET is most of a
+        // copy's life, and a gauge that missed it showed a busy worker as
+        // idle.
+        let mut in_flight = telemetry::InFlight::start(0);
         let (source, body) = match get_source(&self.source, &self.source_bucket, key, None).await? {
             Fetched::Object(source, body) if source.size <= threshold => (source, body),
             // Deleting the destination's copy needs the destination read
@@ -214,11 +219,12 @@ impl Copier {
         };
         limits::check(&source, lease.max_object_size(), self.options.copy_metadata)?;
         let precondition = Precondition::Absent;
+        in_flight.add_bytes(source.size);
         let written = {
             let _budget = self.reserve(source.size).await?;
-            let _in_flight = telemetry::InFlight::start(source.size);
             single::put(self, &source, body, destination_key, &precondition).await
         };
+        drop(in_flight);
         match written {
             Ok(()) => {
                 let step = self
