@@ -25,3 +25,36 @@ start_emulator() {
   endpoint="http://127.0.0.1:$port"
   for _ in $(seq 100); do curl -sf "$endpoint/_localstack/health" >/dev/null && break; sleep 0.2; done
 }
+# Writes the benchmark gateway's config to $1: the public listener on port
+# $2 with TLS from $work/tls (`$loadgen cert "$work/tls"`), the admin
+# listener on $3, SQS at $4, no rate limit, warnings-only JSON logs, and
+# one Standard Webhooks source signed with $secret per NAME=QUEUE_URL
+# argument after those.
+gateway_toml() {
+  local file=$1 port=$2 admin_port=$3 sqs=$4 source
+  shift 4
+  cat >"$file" <<TOML
+listen = "127.0.0.1:$port"
+admin_listen = "127.0.0.1:$admin_port"
+[log]
+format = "json"
+level = "warn"
+[aws]
+region = "us-east-1"
+endpoint_url = "$sqs"
+[tls]
+cert_file = "$work/tls/cert.pem"
+key_file = "$work/tls/key.pem"
+[rate_limit]
+global_per_second = 0
+TOML
+  for source in "$@"; do
+    cat >>"$file" <<TOML
+[sources.${source%%=*}]
+queue_url = "${source#*=}"
+[sources.${source%%=*}.verifier]
+type = "standard_webhooks"
+secrets = ["$secret"]
+TOML
+  done
+}

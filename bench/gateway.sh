@@ -43,31 +43,8 @@ run_against() {
   local gw_port admin_port gw_pid
   gw_port=$(free_port)
   admin_port=$(free_port)
-  cat >"$work/gateway-$label.toml" <<TOML
-listen = "127.0.0.1:$gw_port"
-admin_listen = "127.0.0.1:$admin_port"
-[log]
-format = "json"
-level = "warn"
-[aws]
-region = "us-east-1"
-endpoint_url = "$endpoint"
-[tls]
-cert_file = "$work/tls/cert.pem"
-key_file = "$work/tls/key.pem"
-[rate_limit]
-global_per_second = 0
-[sources.bench]
-queue_url = "$gw_queue"
-[sources.bench.verifier]
-type = "standard_webhooks"
-secrets = ["$secret"]
-[sources.warm]
-queue_url = "$warm_queue"
-[sources.warm.verifier]
-type = "standard_webhooks"
-secrets = ["$secret"]
-TOML
+  gateway_toml "$work/gateway-$label.toml" "$gw_port" "$admin_port" "$endpoint" \
+    "bench=$gw_queue" "warm=$warm_queue"
   target/release/ossbridge-gateway --config "$work/gateway-$label.toml" 2>"$work/gateway-$label.log" &
   gw_pid=$!
   pids+=("$gw_pid")

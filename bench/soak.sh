@@ -43,26 +43,7 @@ $loadgen cert "$work/tls"
 
 secret="whsec_$(head -c 24 /dev/urandom | base64)"
 gw_port=$(free_port) gw_admin=$(free_port) tr_metrics=$(free_port)
-cat >"$work/gateway.toml" <<TOML
-listen = "127.0.0.1:$gw_port"
-admin_listen = "127.0.0.1:$gw_admin"
-[log]
-format = "json"
-level = "warn"
-[aws]
-region = "us-east-1"
-endpoint_url = "$aws"
-[tls]
-cert_file = "$work/tls/cert.pem"
-key_file = "$work/tls/key.pem"
-[rate_limit]
-global_per_second = 0
-[sources.soak]
-queue_url = "$queue"
-[sources.soak.verifier]
-type = "standard_webhooks"
-secrets = ["$secret"]
-TOML
+gateway_toml "$work/gateway.toml" "$gw_port" "$gw_admin" "$aws" "soak=$queue"
 cat >"$work/transfer.toml" <<TOML
 queue_url = "$queue"
 [log]
