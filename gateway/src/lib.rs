@@ -236,6 +236,7 @@ async fn build_source(
     let id: Arc<str> = Arc::from(id);
     Ok(Source {
         normalizer: normalize::Normalizer::new(id.clone(), config),
+        metrics: telemetry::SourceMetrics::new(&id),
         id,
         verifier,
         format: config.format(),

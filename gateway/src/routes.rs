@@ -44,6 +44,7 @@ pub struct Source {
     pub allow_plain_http: bool,
     pub normalizer: Normalizer,
     pub batcher: Batcher,
+    pub metrics: telemetry::SourceMetrics,
 }
 
 impl Source {
@@ -139,7 +140,7 @@ async fn ingest(
         let elapsed = started.elapsed().as_secs_f64();
         let response = match result {
             Ok(r) => {
-                telemetry::request_done(&source.id, "accepted", elapsed);
+                source.metrics.request_done("accepted", elapsed);
                 tracing::debug!(event = "ingest_accepted", events = r.events, enqueued = r.enqueued);
                 if source.format == BodyFormat::Mns {
                     // MNS expects 204 No Content.
@@ -149,7 +150,7 @@ async fn ingest(
                 }
             }
             Err(e) => {
-                telemetry::request_done(&source.id, e.outcome(), elapsed);
+                source.metrics.request_done(e.outcome(), elapsed);
                 if e.is_retryable() {
                     tracing::warn!(event = "ingest_failed", status = e.status().as_u16(), error = %e);
                 } else if let Some(check) = e.auth_reason() {

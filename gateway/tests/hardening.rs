@@ -199,6 +199,22 @@ async fn request_ids_are_echoed_and_metrics_are_on_the_admin_listener() -> Resul
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     assert!(metrics.contains("event=\"ObjectCreated:PutObject\""));
+    // The per-source series, whose handles each source takes at start.
+    for (series, label) in [
+        ("ossbridge_gateway_requests_total{", "outcome=\"accepted\""),
+        ("ossbridge_gateway_request_seconds_count{", "source=\""),
+    ] {
+        assert!(
+            metrics.lines().any(|l| {
+                l.starts_with(series)
+                    && l.contains("source=\"")
+                    && l.contains(label)
+                    // This test's two accepted requests, at least.
+                    && l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()) >= Some(2.0)
+            }),
+            "no {series}…{label} in\n{metrics}"
+        );
+    }
     // The public listener does not serve metrics.
     assert_eq!(gw.http.get(gw.url("/metrics")).send().await?.status(), 404);
     Ok(())

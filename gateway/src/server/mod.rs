@@ -157,7 +157,11 @@ async fn serve_connection<IO>(
         // hyper starts this timer whenever it waits for a head, so it is
         // also the HTTP/1 keep-alive limit; `idle.rs` enforces the shorter
         // head deadline itself.
-        .header_read_timeout(options.keep_alive_timeout);
+        .header_read_timeout(options.keep_alive_timeout)
+        // One buffer per response, so rustls seals one record for head
+        // and body instead of one per slice; hyper's own advice for TLS
+        // transports (`http1::Builder::writev`).
+        .writev(false);
     builder
         .http2()
         .timer(TokioTimer::new())
