@@ -11,7 +11,9 @@
 # Both use the same closed-loop load generator (bench/src), the same number
 # of requests and the same concurrency. Each run checks that every
 # acknowledged event is on its queue, and against the sink (which hashes
-# every body) that none is there twice.
+# every body) that none is there twice. CPU per event is reported for the
+# gateway (/proc) and for the load generator itself; in the DTH rows the
+# load generator is the sender, so its figure is the sender's whole cost.
 #
 #   bench/gateway.sh                       # defaults below
 #   REQUESTS=100000 CONCURRENCY=128 bench/gateway.sh
@@ -119,7 +121,8 @@ sink_stats = json.loads(sys.argv[4])
 result = {"machine": {"cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
                       "platform": platform.platform()}, "runs": {}}
 failed = False
-row = "| {:<36} | {:>10,.0f} | {:>8.2f} | {:>8.2f} | {:>10.3f} | {:>9,} |"
+row = "| {:<36} | {:>10,.0f} | {:>8.2f} | {:>8.2f} | {:>10.3f} | {:>9,} | {:>7} | {:>7} |"
+us = lambda v: "–" if v is None else f"{v:.0f}"
 for run in runs:
     gw, dth, ceiling = run["ossbridge"], run["dth"], run["ceiling"]
     gw_events = gw["ok"] * gw["events_per_request"]
@@ -142,11 +145,13 @@ for run in runs:
             failed = True
     result["runs"][run["label"]] = entry
     print(f"\nagainst {run['label']}:")
-    print("| sender                               |   events/s |  p50 ms  |  p99 ms  | SQS calls/event | on queue |")
-    print("|---|---|---|---|---|---|")
-    print(row.format("ossbridge-gateway (TLS, batched)", gw["events_per_second"], gw["p50_ms"], gw["p99_ms"], gw["sqs_calls_per_event"], gw["queue_depth"]))
-    print(row.format("DTH: SendMessage per event", dth["events_per_second"], dth["p50_ms"], dth["p99_ms"], 1.0, dth["queue_depth"]))
-    print(row.format("(SQS ceiling: direct batches)", ceiling["events_per_second"], ceiling["p50_ms"], ceiling["p99_ms"], 0.1, ceiling["ok"] * 10))
+    # CPU µs per event: the gateway's (from /proc), and the load
+    # generator's own; for the DTH row the load generator is the sender.
+    print("| sender                               |   events/s |  p50 ms  |  p99 ms  | SQS calls/event | on queue | gateway CPU µs/event | load generator CPU µs/event |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(row.format("ossbridge-gateway (TLS, batched)", gw["events_per_second"], gw["p50_ms"], gw["p99_ms"], gw["sqs_calls_per_event"], gw["queue_depth"], us(gw["gateway_cpu_us_per_event"]), us(gw.get("cpu_us_per_event"))))
+    print(row.format("DTH: SendMessage per event", dth["events_per_second"], dth["p50_ms"], dth["p99_ms"], 1.0, dth["queue_depth"], "", us(dth.get("cpu_us_per_event"))))
+    print(row.format("(SQS ceiling: direct batches)", ceiling["events_per_second"], ceiling["p50_ms"], ceiling["p99_ms"], 0.1, ceiling["ok"] * 10, "", us(ceiling.get("cpu_us_per_event"))))
     print(f"ossbridge / DTH events/s: {entry['ratio_events_per_second']:.2f}x; "
           f"gateway CPU {gw['gateway_cpu_us_per_event']:.0f} us/event")
     if gw["failed"] or dth["failed"]:

@@ -232,21 +232,8 @@ pub async fn run(args: &LagArgs) -> Result<Value> {
         "events_per_second": n as f64 / sending,
         "source_put_ms": quantiles(&record.source_put_us),
         "gateway_post_ms": quantiles(&record.post_us),
-        "cpu_seconds": own_cpu_seconds(),
+        "cpu_seconds": crate::load::own_cpu_seconds(),
     }))
-}
-
-/// This process's user + system CPU so far, from /proc/self/stat (in
-/// USER_HZ ticks, 100 a second on Linux).
-fn own_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which may hold spaces: state is the
-    // first, utime the 12th, stime the 13th.
-    let rest = stat.rsplit_once(") ")?.1;
-    let mut fields = rest.split(' ').skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / 100.0)
 }
 
 /// Waits for SIGTERM. With `journal`, the proxy journals its writes and

@@ -83,6 +83,22 @@ struct Outcome {
     ok: usize,
     failed: usize,
     seconds: f64,
+    /// This process's CPU over the run: for the DTH mode that is the
+    /// sender's whole cost per event, to set beside the gateway's.
+    cpu_seconds: Option<f64>,
+}
+
+/// This process's user + system CPU so far, from /proc/self/stat (in
+/// USER_HZ ticks, 100 a second on Linux).
+pub(crate) fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which may hold spaces: state is the
+    // first, utime the 12th, stime the 13th.
+    let rest = stat.rsplit_once(") ")?.1;
+    let mut fields = rest.split(' ').skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// Runs `send(i)` for i in 0..requests with `concurrency` workers.
@@ -94,6 +110,7 @@ where
     let next = Arc::new(AtomicUsize::new(0));
     let send = Arc::new(send);
     let started = Instant::now();
+    let cpu_before = own_cpu_seconds();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
         let (next, send, total) = (next.clone(), send.clone(), args.requests);
@@ -121,6 +138,7 @@ where
         ok: 0,
         failed: 0,
         seconds: 0.0,
+        cpu_seconds: None,
     };
     for w in workers {
         let (h, ok, failed) = w.await??;
@@ -129,11 +147,15 @@ where
         outcome.failed += failed;
     }
     outcome.seconds = started.elapsed().as_secs_f64();
+    outcome.cpu_seconds = own_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     Ok(outcome)
 }
 
 fn report(mode: &str, args: &LoadArgs, events_per_request: usize, o: &Outcome) -> Value {
     let ms = |q: f64| o.histogram.value_at_quantile(q) as f64 / 1000.0;
+    let events = o.ok * events_per_request;
     json!({
         "mode": mode,
         "requests": args.requests,
@@ -142,10 +164,12 @@ fn report(mode: &str, args: &LoadArgs, events_per_request: usize, o: &Outcome) -
         "ok": o.ok,
         "failed": o.failed,
         "seconds": o.seconds,
-        "events_per_second": (o.ok * events_per_request) as f64 / o.seconds,
+        "events_per_second": events as f64 / o.seconds,
         "p50_ms": ms(0.50),
         "p99_ms": ms(0.99),
         "max_ms": o.histogram.max() as f64 / 1000.0,
+        "cpu_seconds": o.cpu_seconds,
+        "cpu_us_per_event": o.cpu_seconds.map(|c| c * 1e6 / events.max(1) as f64),
     })
 }
 
