@@ -25,8 +25,27 @@ start_emulator() {
   endpoint="http://127.0.0.1:$port"
   for _ in $(seq 100); do curl -sf "$endpoint/_localstack/health" >/dev/null && break; sleep 0.2; done
 }
+# The benchmark gateway's TLS certificate (in $work/tls) and the Standard
+# Webhooks $secret the load generator signs with.
+gateway_credentials() {
+  $loadgen cert "$work/tls"
+  secret="whsec_$(head -c 24 /dev/urandom | base64)"
+}
+# Starts the benchmark SQS sink (bench/src/sqs_sink.rs); sets $sink.
+start_sink() {
+  $loadgen sqs-sink >"$work/sink.out" &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$work/sink.out" ] && break; sleep 0.05; done
+  sink=$(head -1 "$work/sink.out")
+}
+# Waits until the gateway whose admin listener is on port $1 is ready.
+wait_gateway_ready() {
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && break; sleep 0.2; done
+}
+# Process $1's user + system CPU so far, in clock ticks (getconf CLK_TCK).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Writes the benchmark gateway's config to $1: the public listener on port
-# $2 with TLS from $work/tls (`$loadgen cert "$work/tls"`), the admin
+# $2 with TLS from $work/tls (`gateway_credentials`), the admin
 # listener on $3, SQS at $4, no rate limit, warnings-only JSON logs, and
 # one Standard Webhooks source signed with $secret per NAME=QUEUE_URL
 # argument after those.

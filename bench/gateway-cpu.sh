@@ -26,12 +26,8 @@ packages=(-p ossbridge-gateway)
 . bench/common.sh
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-$loadgen cert "$work/tls"
-secret="whsec_$(head -c 24 /dev/urandom | base64)"
-$loadgen sqs-sink >"$work/sink.out" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/sink.out" ] && break; sleep 0.05; done
-sink=$(head -1 "$work/sink.out")
+gateway_credentials
+start_sink
 
 # One measured run of gateway binary $1 (label $2); prints one JSON object.
 measure() {
@@ -43,15 +39,15 @@ measure() {
   "$bin" --config "$work/gateway.toml" 2>"$work/gateway-$label.log" &
   gw_pid=$!
   pids+=("$gw_pid")
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null && break; sleep 0.2; done
+  wait_gateway_ready "$admin_port"
   local url="https://127.0.0.1:$gw_port/v1/ingest/bench"
   # Warm-up (connections, TLS sessions, allocator) is not measured.
   $loadgen gateway --url "$url" --ca "$work/tls/cert.pem" --secret "$secret" \
     --requests 3000 --concurrency "$CONCURRENCY" --run-id "warm-$label-$RANDOM" >/dev/null
-  ticks=$(awk '{print $14 + $15}' "/proc/$gw_pid/stat")
+  ticks=$(cpu_ticks "$gw_pid")
   json=$($loadgen gateway --url "$url" --ca "$work/tls/cert.pem" --secret "$secret" \
     --requests "$REQUESTS" --concurrency "$CONCURRENCY" --run-id "run-$label-$RANDOM")
-  ticks=$(( $(awk '{print $14 + $15}' "/proc/$gw_pid/stat") - ticks ))
+  ticks=$(( $(cpu_ticks "$gw_pid") - ticks ))
   kill -TERM "$gw_pid"
   wait "$gw_pid" || true
   echo "{\"label\": \"$label\", \"cpu_seconds\": $(python3 -c "print($ticks / $(getconf CLK_TCK))"), \"load\": $json}"

@@ -28,8 +28,7 @@ packages=(-p ossbridge-gateway)
 . bench/common.sh
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-$loadgen cert "$work/tls"
-secret="whsec_$(head -c 24 /dev/urandom | base64)"
+gateway_credentials
 url_path=/v1/ingest/bench
 common=(--requests "$REQUESTS" --concurrency "$CONCURRENCY")
 
@@ -50,12 +49,11 @@ run_against() {
   target/release/ossbridge-gateway --config "$work/gateway-$label.toml" 2>"$work/gateway-$label.log" &
   gw_pid=$!
   pids+=("$gw_pid")
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null && break; sleep 0.2; done
+  wait_gateway_ready "$admin_port"
   batches() {
     curl -sf "http://127.0.0.1:$admin_port/metrics" \
       | awk '/^ossbridge_gateway_sqs_batches_total/ {s += $2} END {print s + 0}'
   }
-  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
   local url="https://127.0.0.1:$gw_port$url_path" before ticks_before gateway_json calls gw_cpu_seconds
   # Warm-up (connections, TLS sessions, the SQS) is not measured.
   $loadgen gateway --url "${url%/bench}/warm" --ca "$work/tls/cert.pem" --secret "$secret" \
@@ -104,10 +102,7 @@ ministack="http://127.0.0.1:$sqs_port"
 for _ in $(seq 100); do curl -sf "$ministack/_localstack/health" >/dev/null && break; sleep 0.2; done
 ministack_json=$(run_against "$ministack" ministack)
 
-$loadgen sqs-sink >"$work/sink.out" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/sink.out" ] && break; sleep 0.05; done
-sink=$(head -1 "$work/sink.out")
+start_sink
 sink_json=$(run_against "$sink" sink)
 sink_stats=$(curl -sf "$sink/stats")
 

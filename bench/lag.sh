@@ -76,7 +76,7 @@ queue=$($loadgen queue --endpoint "$aws" --name "lag-$(date +%s)")
 $loadgen bucket --endpoint "$src" --name source
 $loadgen bucket --endpoint "$dst" --name destination
 $loadgen keys --endpoint "$aws" --name /lag/oss-keys
-$loadgen cert "$work/tls"
+gateway_credentials
 
 journal=$work/journal.tsv
 $loadgen proxy --upstream "$dst" --journal "$journal" >"$work/proxy.out" 2>"$work/proxy.log" &
@@ -85,7 +85,6 @@ pids+=("$proxy_pid")
 for _ in $(seq 100); do [ -s "$work/proxy.out" ] && break; sleep 0.05; done
 proxy_url=$(head -1 "$work/proxy.out")
 
-secret="whsec_$(head -c 24 /dev/urandom | base64)"
 gw_port=$(free_port) gw_admin=$(free_port) tr_metrics=$(free_port)
 gateway_toml "$work/gateway.toml" "$gw_port" "$gw_admin" "$aws" "lag=$queue"
 if [ -n "$LINGER_MS" ]; then
@@ -120,7 +119,7 @@ pids+=("$gw_pid")
 target/release/ossbridge-transfer --config "$work/transfer.toml" 2>"$work/transfer.log" &
 tr_pid=$!
 pids+=("$tr_pid")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gw_admin/readyz" >/dev/null && break; sleep 0.2; done
+wait_gateway_ready "$gw_admin"
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$tr_metrics/metrics" >/dev/null && break; sleep 0.2; done
 
 metric() { # name [port] -> value summed over matching series (the transfer's by default)

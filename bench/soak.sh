@@ -39,9 +39,8 @@ queue=$($loadgen queue --endpoint "$aws" --name "soak-$run_id")
 $loadgen bucket --endpoint "$src" --name source
 $loadgen bucket --endpoint "$dst" --name destination
 $loadgen keys --endpoint "$aws" --name /soak/oss-keys
-$loadgen cert "$work/tls"
+gateway_credentials
 
-secret="whsec_$(head -c 24 /dev/urandom | base64)"
 gw_port=$(free_port) gw_admin=$(free_port) tr_metrics=$(free_port)
 gateway_toml "$work/gateway.toml" "$gw_port" "$gw_admin" "$aws" "soak=$queue"
 cat >"$work/transfer.toml" <<TOML
@@ -75,7 +74,7 @@ pids+=("$gw_pid")
 target/release/ossbridge-transfer --config "$work/transfer.toml" 2>"$work/transfer.log" &
 tr_pid=$!
 pids+=("$tr_pid")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gw_admin/readyz" >/dev/null && break; sleep 0.2; done
+wait_gateway_ready "$gw_admin"
 
 metric() { # port, name{labels} -> value summed over matching series
   { curl -sf "http://127.0.0.1:$1/metrics" || true; } | awk -v m="$2" 'index($0, m) == 1 {s += $NF} END {print s + 0}'
