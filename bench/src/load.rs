@@ -223,15 +223,24 @@ pub async fn dth(endpoint: &str, queue_url: &str, args: &LoadArgs) -> Result<Val
     Ok(report("dth-sendmessage-per-event", args, 1, &outcome))
 }
 
-pub async fn sqs_batch(endpoint: &str, queue_url: &str, args: &LoadArgs) -> Result<Value> {
+pub async fn sqs_batch(
+    endpoint: &str,
+    queue_url: &str,
+    args: &LoadArgs,
+    body_bytes: usize,
+) -> Result<Value> {
     use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
     let sqs = sqs_client(endpoint).await;
     let (queue_url, run_id) = (queue_url.to_owned(), args.run_id.clone());
     let outcome = drive(args, move |i| {
         let entries: Vec<SendMessageBatchRequestEntry> = (0..10)
             .filter_map(|k| {
-                let body =
-                    json!({"key": format!("bench/{run_id}/{i:08}-{k}.jpg"), "size": 1}).to_string();
+                let key = format!("bench/{run_id}/{i:08}-{k}.jpg");
+                let mut body = json!({"key": key, "size": 1}).to_string();
+                if body.len() + 10 < body_bytes {
+                    let pad = "p".repeat(body_bytes - body.len() - 10);
+                    body = json!({"key": key, "size": 1, "pad": pad}).to_string();
+                }
                 SendMessageBatchRequestEntry::builder()
                     .id(k.to_string())
                     .message_body(body)

@@ -12,6 +12,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+// The gateway's allocator, so a sender's CPU per event here (the DTH
+// sender, the SQS client alone) is what the gateway would pay for the
+// same calls, not glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -80,6 +86,11 @@ enum Command {
         queue_url: String,
         #[command(flatten)]
         load: load::LoadArgs,
+        /// Pad each message body to this many bytes (the gateway's
+        /// messages are about 380), so the client's cost per call is
+        /// measured on bodies of the gateway's size.
+        #[arg(long, default_value_t = 0)]
+        body_bytes: usize,
     },
     /// Creates a bucket and fills it with `count` objects of `size` bytes
     /// under `prefix` (pseudo-random bytes, streamed from a file for large
@@ -271,8 +282,9 @@ async fn main() -> Result<()> {
             endpoint,
             queue_url,
             load,
+            body_bytes,
         } => {
-            let report = load::sqs_batch(&endpoint, &queue_url, &load).await?;
+            let report = load::sqs_batch(&endpoint, &queue_url, &load, body_bytes).await?;
             println!("{report}");
         }
         Command::Soak { args } => println!("{}", soak::run(&args).await?),
