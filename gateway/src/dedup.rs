@@ -9,27 +9,42 @@
 //! other's duplicates.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ossbridge_message::QueueMessage;
 use sha2::{Digest, Sha256};
 
 use crate::config::DedupConfig;
 
+/// Keys with when SQS accepted them, bounded by count. The cache is
+/// quick_cache (CLOCK-Pro eviction, sharded locks, no background work):
+/// moka, with its TTL, admission sketch and maintenance tasks, cost about
+/// 4 % of the gateway's CPU per event in profiles (docs/benchmarks.md).
+/// The TTL is checked on lookup instead: an entry older than it is no
+/// longer a duplicate, and eviction makes room for new keys.
 #[derive(Debug, Clone)]
 pub struct Dedup {
-    seen: Option<moka::sync::Cache<ScopedKey, ()>>,
+    seen: Option<std::sync::Arc<quick_cache::sync::Cache<ScopedKey, Instant>>>,
+    ttl: Duration,
 }
 
 impl Dedup {
     pub fn new(config: &DedupConfig) -> Dedup {
         let seen = (config.capacity > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(config.capacity)
-                .time_to_live(Duration::from_secs(config.ttl_secs))
-                .build()
+            let capacity = usize::try_from(config.capacity).unwrap_or(usize::MAX);
+            std::sync::Arc::new(quick_cache::sync::Cache::new(capacity))
         });
-        Dedup { seen }
+        Dedup {
+            seen,
+            ttl: Duration::from_secs(config.ttl_secs),
+        }
+    }
+
+    fn is_recent(&self, key: &ScopedKey) -> bool {
+        self.seen
+            .as_ref()
+            .and_then(|seen| seen.get(key))
+            .is_some_and(|accepted| accepted.elapsed() < self.ttl)
     }
 
     /// Drops messages already enqueued on `queue_url` recently, or twice in
@@ -39,8 +54,7 @@ impl Dedup {
         let mut in_request = HashSet::new();
         messages.retain(|m| {
             let key = scoped(queue_url, &m.idempotency_key);
-            let recent = self.seen.as_ref().is_some_and(|s| s.contains_key(&key));
-            !recent && in_request.insert(key)
+            !self.is_recent(&key) && in_request.insert(key)
         });
         before - messages.len()
     }
@@ -48,8 +62,9 @@ impl Dedup {
     /// Remembers messages `queue_url` accepted.
     pub fn remember(&self, queue_url: &str, messages: &[QueueMessage]) {
         if let Some(seen) = &self.seen {
+            let now = Instant::now();
             for m in messages {
-                seen.insert(scoped(queue_url, &m.idempotency_key), ());
+                seen.insert(scoped(queue_url, &m.idempotency_key), now);
             }
         }
     }
@@ -106,5 +121,28 @@ mod tests {
         assert_eq!(again, vec![message("b")]);
         let mut elsewhere = vec![message("a")];
         assert_eq!(dedup.remove_duplicates("q2", &mut elsewhere), 0);
+    }
+
+    #[test]
+    fn a_key_older_than_the_ttl_is_no_duplicate() {
+        let dedup = Dedup::new(&DedupConfig {
+            capacity: 100,
+            ttl_secs: 0,
+        });
+        dedup.remember("q1", &[message("a")]);
+        let mut again = vec![message("a")];
+        assert_eq!(dedup.remove_duplicates("q1", &mut again), 0);
+    }
+
+    #[test]
+    fn capacity_bounds_what_is_remembered() {
+        let dedup = Dedup::new(&DedupConfig {
+            capacity: 10,
+            ttl_secs: 60,
+        });
+        let many: Vec<QueueMessage> = (0..1000).map(|i| message(&i.to_string())).collect();
+        dedup.remember("q1", &many);
+        let seen = dedup.seen.as_ref().map_or(0, |s| s.len());
+        assert!(seen <= 10, "{seen} keys kept");
     }
 }

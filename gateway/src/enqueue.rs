@@ -119,9 +119,15 @@ impl Batcher {
         messages: &[QueueMessage],
         resend: Option<&str>,
     ) -> Result<(), EnqueueError> {
+        let on_fifo = fifo::is_fifo(self.queue_url());
         let entries: Vec<Entry> = messages
             .iter()
             .map(|m| {
+                if !on_fifo {
+                    // A standard queue takes no group or deduplication id;
+                    // hashing one per event would be work thrown away.
+                    return Entry::new(m.to_body());
+                }
                 let entry = Entry::for_message(m);
                 match resend {
                     Some(run) => entry.with_deduplication_id(fifo::resend_deduplication_id(
