@@ -41,13 +41,18 @@
 # wait_time_secs 20, visibility 300 s), small-object path; CONCURRENCY
 # overrides the first. Gateway: the defaults; LINGER_MS sets its
 # sqs.batch_linger_ms (2 ms by default), which trades lag for SQS calls
-# per event. CPU seconds per process come from /proc/PID/stat.
+# per event, and LINGER_WHEN_IDLE=false its sqs.batch_linger_when_idle
+# (wait only while a call is in flight). SQS_LATENCY_MS puts the test
+# kit's SQS proxy, adding that much to every call, between the gateway
+# and the emulator (which answers in about a millisecond, real SQS in
+# several). CPU seconds per process come from /proc/PID/stat.
 # Results: bench/results/lag-*.json and a markdown table. Target: p99
 # outside lag <= 1 s at 200 events/s.
 #
 #   bench/lag.sh                           # 50, 200, 1000/s, 60 s each, then 4 x 30 s of search
 #   RATES="20" STAGE_SECS=5 SEARCH_STEPS=0 bench/lag.sh    # rates are integers
 #   LINGER_MS=20 RATES="50 200" SEARCH_STEPS=0 bench/lag.sh
+#   LINGER_MS=20 LINGER_WHEN_IDLE=false RATES="50 200" SEARCH_STEPS=0 bench/lag.sh
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
@@ -60,6 +65,8 @@ CONCURRENCY=${CONCURRENCY:-16}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-240}
 MAX_BACKLOG_SECS=${MAX_BACKLOG_SECS:-5}
 LINGER_MS=${LINGER_MS:-}
+LINGER_WHEN_IDLE=${LINGER_WHEN_IDLE:-true}
+SQS_LATENCY_MS=${SQS_LATENCY_MS:-0}
 
 packages=(-p ossbridge-gateway -p ossbridge-transfer)
 . bench/common.sh
@@ -86,10 +93,16 @@ for _ in $(seq 100); do [ -s "$work/proxy.out" ] && break; sleep 0.05; done
 proxy_url=$(head -1 "$work/proxy.out")
 
 gw_port=$(free_port) gw_admin=$(free_port) tr_metrics=$(free_port)
-gateway_toml "$work/gateway.toml" "$gw_port" "$gw_admin" "$aws" "lag=$queue"
-if [ -n "$LINGER_MS" ]; then
-  printf '[sqs]\nbatch_linger_ms = %s\n' "$LINGER_MS" >>"$work/gateway.toml"
+gw_sqs=$aws
+if [ "$SQS_LATENCY_MS" != 0 ]; then
+  $loadgen sqs-proxy --upstream "$aws" --latency-ms "$SQS_LATENCY_MS" >"$work/sqs-proxy.out" &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$work/sqs-proxy.out" ] && break; sleep 0.05; done
+  gw_sqs=$(head -1 "$work/sqs-proxy.out")
 fi
+gateway_toml "$work/gateway.toml" "$gw_port" "$gw_admin" "$gw_sqs" "lag=$queue"
+printf '[sqs]\nbatch_linger_ms = %s\nbatch_linger_when_idle = %s\n' \
+  "${LINGER_MS:-2}" "$LINGER_WHEN_IDLE" >>"$work/gateway.toml"
 cat >"$work/transfer.toml" <<TOML
 queue_url = "$queue"
 [log]
@@ -311,7 +324,7 @@ fi
 
 mkdir -p bench/results
 out="bench/results/lag-$stamp.json"
-python3 - "$stages" "$out" "$SIZE" "$CONCURRENCY" "$STAGE_SECS" "$SEARCH_SECS" "${LINGER_MS:-2}" <<'PY'
+python3 - "$stages" "$out" "$SIZE" "$CONCURRENCY" "$STAGE_SECS" "$SEARCH_SECS" "${LINGER_MS:-2}" "$LINGER_WHEN_IDLE" "$SQS_LATENCY_MS" <<'PY'
 import json, platform, subprocess, sys
 stages = [json.loads(l) for l in open(sys.argv[1])]
 out, size, concurrency = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -325,7 +338,9 @@ target = None if at200 is None else at200["outside_lag_s"]["p99"] is not None an
 result = {"machine": {"cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
                       "platform": platform.platform()},
           "object_size": size, "transfer": {"worker.concurrency": concurrency, "receivers": 2, "wait_time_secs": 20},
-          "gateway": {"sqs.batch_linger_ms": int(sys.argv[7])},
+          "gateway": {"sqs.batch_linger_ms": int(sys.argv[7]),
+                      "sqs.batch_linger_when_idle": sys.argv[8] == "true",
+                      "added_sqs_latency_ms": int(sys.argv[9])},
           "stage_seconds": int(sys.argv[5]), "search_seconds": int(sys.argv[6]),
           "highest_sustained_rate": best,
           "lowest_unsustained_rate": limit and limit["rate"],

@@ -43,6 +43,16 @@ enum Command {
         #[arg(long)]
         journal: Option<PathBuf>,
     },
+    /// The test kit's SQS fault proxy in front of `upstream`, adding
+    /// `latency_ms` to every call (a real SQS's round trip, where the
+    /// emulator answers in a millisecond); prints its endpoint, runs until
+    /// SIGTERM.
+    SqsProxy {
+        #[arg(long)]
+        upstream: String,
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
     /// A benchmark sink answering SQS's JSON protocol (sqs_sink.rs): prints
     /// its endpoint and serves until killed; `GET /stats` gives the counts.
     SqsSink {
@@ -191,6 +201,17 @@ async fn main() -> Result<()> {
             std::fs::create_dir_all(&dir)?;
             std::fs::write(dir.join("cert.pem"), generated.cert.pem())?;
             std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem())?;
+        }
+        Command::SqsProxy {
+            upstream,
+            latency_ms,
+        } => {
+            let proxy = ossbridge_testkit::FaultProxy::start(&upstream).await?;
+            proxy.set_latency(std::time::Duration::from_millis(latency_ms));
+            println!("{}", proxy.endpoint());
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?
+                .recv()
+                .await;
         }
         Command::Proxy {
             upstream,

@@ -89,6 +89,7 @@ impl Batcher {
     ) -> (Batcher, JoinHandle<()>) {
         let settings = BatchSettings {
             linger: Duration::from_millis(config.batch_linger_ms),
+            linger_when_idle: config.batch_linger_when_idle,
             max_entries: config.max_batch_entries,
             max_bytes: config.max_batch_bytes,
             max_in_flight: config.max_in_flight_batches,

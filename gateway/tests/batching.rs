@@ -67,6 +67,23 @@ async fn concurrent_requests_share_send_message_batch_calls() -> Result<()> {
     Ok(())
 }
 
+/// With `batch_linger_when_idle = false`, a sender that pushes one event
+/// at a time never waits for the linger: here a linger of a minute, far
+/// past the 3 s enqueue deadline, which each request would otherwise
+/// miss with a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serial_sender_does_not_wait_for_the_linger_when_the_queue_is_idle() -> Result<()> {
+    let (gw, proxy) =
+        behind_proxy("[sqs]\nbatch_linger_ms = 60000\nbatch_linger_when_idle = false\n").await?;
+    for i in 0..3 {
+        let statuses = burst(&gw, &format!("serial-{i}"), 1).await?;
+        assert_eq!(statuses, [200], "push {i}");
+    }
+    assert_eq!(proxy.calls(BATCH), 3, "one call per push, none held back");
+    assert_eq!(gw.drain().await?.len(), 3);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_entries_are_retried_without_duplicating_the_others() -> Result<()> {
     let (gw, proxy) = behind_proxy("[sqs]\nbatch_linger_ms = 200\n").await?;

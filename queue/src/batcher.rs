@@ -145,6 +145,13 @@ impl Future for Completion {
     }
 }
 
+/// What ended a wait for the next entry.
+enum Wake<T> {
+    Entry(Option<T>),
+    CallDone,
+    Linger,
+}
+
 async fn run<C: BatchCall>(
     mut rx: mpsc::Receiver<Pending<C::Item>>,
     call: Arc<C>,
@@ -167,18 +174,26 @@ async fn run<C: BatchCall>(
         let mut batch = Batch::new(first, size, limits);
         let linger = tokio::time::sleep(settings.linger);
         tokio::pin!(linger);
+        let nagle = !settings.linger_when_idle;
         while !batch.is_full() {
+            while calls.try_join_next().is_some() {}
             let next = match rx.try_recv() {
                 Ok(p) => p,
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) if settings.linger.is_zero() => break,
-                Err(TryRecvError::Empty) => tokio::select! {
+                // Nothing in flight: waiting would only delay this batch.
+                Err(TryRecvError::Empty) if nagle && calls.is_empty() => break,
+                Err(TryRecvError::Empty) => match tokio::select! {
                     biased;
-                    next = rx.recv() => match next {
-                        Some(p) => p,
-                        None => break,
-                    },
-                    () = &mut linger => break,
+                    next = rx.recv() => Wake::Entry(next),
+                    Some(_) = calls.join_next(), if nagle => Wake::CallDone,
+                    () = &mut linger => Wake::Linger,
+                } {
+                    Wake::Entry(Some(p)) => p,
+                    Wake::Entry(None) | Wake::Linger => break,
+                    // Checked again at the top: once no call is in
+                    // flight, the batch leaves.
+                    Wake::CallDone => continue,
                 },
             };
             let size = next.size;
@@ -294,5 +309,119 @@ async fn send_batch<C: BatchCall>(
         tokio::time::sleep(delay).await;
         attempt += 1;
         pending = again;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::call::sealed::Sealed;
+    use crate::observer::NoObserver;
+
+    /// A batch call that holds each call until the test lets it go, and
+    /// records how many entries each call carried.
+    #[derive(Debug)]
+    struct Gated {
+        gate: Arc<Semaphore>,
+        started: std::sync::atomic::AtomicUsize,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl Default for Gated {
+        fn default() -> Self {
+            Gated {
+                gate: Arc::new(Semaphore::new(0)),
+                started: Default::default(),
+                batches: Mutex::default(),
+            }
+        }
+    }
+
+    impl Sealed for Gated {}
+
+    impl BatchCall for Gated {
+        type Item = u32;
+        const OPERATION: &'static str = "Test";
+
+        fn size(_: &u32) -> usize {
+            1
+        }
+
+        fn check(&self, _: &u32) -> Result<(), BatchError> {
+            Ok(())
+        }
+
+        async fn call<'a>(&'a self, items: Vec<&'a u32>) -> Result<Vec<EntryOutcome>, String> {
+            self.started
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Ok(permit) = self.gate.acquire().await {
+                permit.forget();
+            }
+            self.batches
+                .lock()
+                .map_err(|e| e.to_string())?
+                .push(items.len());
+            Ok(vec![EntryOutcome::Done; items.len()])
+        }
+    }
+
+    fn nagle(linger: Duration) -> BatchSettings {
+        BatchSettings {
+            linger,
+            linger_when_idle: false,
+            ..BatchSettings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn with_nothing_in_flight_an_entry_does_not_wait_for_the_linger() {
+        let call = Gated::default();
+        call.gate.add_permits(100);
+        let (batcher, _task) =
+            Batcher::start(call, &nagle(Duration::from_secs(60)), Arc::new(NoObserver));
+        for item in 0..3 {
+            // One at a time, each waiting for its answer, as a serial
+            // sender does: a linger of a minute must not be paid.
+            let done =
+                tokio::time::timeout(Duration::from_secs(20), batcher.submit(item).await).await;
+            assert!(matches!(done, Ok(Ok(()))), "entry {item}: {done:?}");
+        }
+        assert_eq!(*batcher.call.batches.lock().expect("batches"), [1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn entries_arriving_while_a_call_is_out_leave_together_when_it_returns() {
+        let call = Gated::default();
+        let gate = call.gate.clone();
+        let (batcher, _task) =
+            Batcher::start(call, &nagle(Duration::from_secs(60)), Arc::new(NoObserver));
+        let first = batcher.submit(0).await;
+        // The first call is out (held at the gate); three more arrive.
+        let out = tokio::time::timeout(Duration::from_secs(20), async {
+            while batcher
+                .call
+                .started
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        assert!(out.await.is_ok(), "the first call never started");
+        let rest = batcher.submit_many([1, 2, 3]).await;
+        gate.add_permits(2);
+        let all = tokio::time::timeout(Duration::from_secs(20), async {
+            first.await?;
+            for c in rest {
+                c.await?;
+            }
+            Ok::<_, BatchError>(())
+        })
+        .await;
+        assert!(matches!(all, Ok(Ok(()))), "{all:?}");
+        assert_eq!(*batcher.call.batches.lock().expect("batches"), [1, 3]);
     }
 }

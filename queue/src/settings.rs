@@ -12,6 +12,13 @@ pub struct BatchSettings {
     /// How long a batch that is not full waits for more entries. Zero
     /// sends at once whatever is already waiting.
     pub linger: Duration,
+    /// Whether a batch that is not full waits out the linger even when no
+    /// call is in flight. When `false`, it waits only while calls are in
+    /// flight and leaves once none is (Nagle's rule): an entry that finds
+    /// the queue idle goes at once, and entries arriving while a call is
+    /// out gather behind it, so a sender pushing one event at a time never
+    /// waits for a linger, while a busy stream still coalesces.
+    pub linger_when_idle: bool,
     /// Entries per call; SQS's 10 at most.
     pub max_entries: usize,
     /// Bytes (bodies and attributes) per call; SQS's 1 MiB at most.
@@ -35,6 +42,7 @@ impl Default for BatchSettings {
     fn default() -> Self {
         BatchSettings {
             linger: Duration::from_millis(10),
+            linger_when_idle: true,
             max_entries: MAX_BATCH_ENTRIES,
             max_bytes: MAX_BATCH_BYTES,
             max_in_flight: 16,

@@ -151,6 +151,10 @@ pub struct SqsConfig {
     /// How long the batcher waits for more messages before sending a batch
     /// that is not full.
     pub batch_linger_ms: u64,
+    /// Whether a batch waits out the linger when no SendMessageBatch call
+    /// is in flight. `false`: it waits only while one is (Nagle's rule),
+    /// so a push that finds the queue idle is sent at once.
+    pub batch_linger_when_idle: bool,
     /// Entries per SendMessageBatch (1–10).
     pub max_batch_entries: usize,
     /// Payload bytes per SendMessageBatch (SQS allows 1 MiB).
@@ -168,6 +172,7 @@ impl Default for SqsConfig {
         SqsConfig {
             enqueue_timeout_ms: 3000,
             batch_linger_ms: 2,
+            batch_linger_when_idle: true,
             max_batch_entries: 10,
             max_batch_bytes: 1024 * 1024,
             max_in_flight_batches: 64,
