@@ -18,11 +18,14 @@
 #   bench/gateway.sh                       # defaults below
 #   REQUESTS=100000 CONCURRENCY=128 bench/gateway.sh
 #   PERF=1 bench/gateway.sh                # also profile the gateway (perf)
+#   LINGER_MS=20 LINGER_WHEN_IDLE=false bench/gateway.sh   # the gateway's batching
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-50000}
 CONCURRENCY=${CONCURRENCY:-64}
 EVENTS_PER_REQUEST=${EVENTS_PER_REQUEST:-1}
+LINGER_MS=${LINGER_MS:-2}
+LINGER_WHEN_IDLE=${LINGER_WHEN_IDLE:-true}
 
 packages=(-p ossbridge-gateway)
 . bench/common.sh
@@ -46,6 +49,8 @@ run_against() {
   admin_port=$(free_port)
   gateway_toml "$work/gateway-$label.toml" "$gw_port" "$admin_port" "$endpoint" \
     "bench=$gw_queue" "warm=$warm_queue"
+  printf '[sqs]\nbatch_linger_ms = %s\nbatch_linger_when_idle = %s\n' \
+    "$LINGER_MS" "$LINGER_WHEN_IDLE" >>"$work/gateway-$label.toml"
   target/release/ossbridge-gateway --config "$work/gateway-$label.toml" 2>"$work/gateway-$label.log" &
   gw_pid=$!
   pids+=("$gw_pid")
@@ -108,13 +113,15 @@ sink_stats=$(curl -sf "$sink/stats")
 
 mkdir -p bench/results
 out="bench/results/gateway-$(date -u +%Y%m%dT%H%M%SZ).json"
-python3 - "$out" "$ministack_json" "$sink_json" "$sink_stats" <<'PY'
+python3 - "$out" "$ministack_json" "$sink_json" "$sink_stats" "$LINGER_MS" "$LINGER_WHEN_IDLE" <<'PY'
 import json, platform, subprocess, sys
 out = sys.argv[1]
 runs = [json.loads(a) for a in sys.argv[2:4]]
 sink_stats = json.loads(sys.argv[4])
 result = {"machine": {"cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-                      "platform": platform.platform()}, "runs": {}}
+                      "platform": platform.platform()}, "runs": {},
+          "gateway": {"sqs.batch_linger_ms": int(sys.argv[5]),
+                      "sqs.batch_linger_when_idle": sys.argv[6] == "true"}}
 failed = False
 row = "| {:<36} | {:>10,.0f} | {:>8.2f} | {:>8.2f} | {:>10.3f} | {:>9,} | {:>7} | {:>7} |"
 us = lambda v: "–" if v is None else f"{v:.0f}"
