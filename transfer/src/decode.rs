@@ -168,7 +168,7 @@ fn creates_object(event_name: &str) -> bool {
             | "ObjectCreated:PostObject"
             | "ObjectCreated:Put"
             | "ObjectCreated:Post"
-    )
+    ) || name == crate::sync::EVENT_NAME_MISSING
 }
 
 fn s3_op(event_name: &str) -> Option<Operation> {

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap};
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 use common::Rig;
 use ossbridge_message::{Operation, QueueMessage};
 
@@ -298,6 +298,14 @@ async fn enqueue_puts_exactly_the_outdated_keys_on_the_queue() -> Result<()> {
         })
         .collect();
     rig.put_many(&rig.destination_bucket, current, 8).await?;
+    // Two more the destination holds in an older version; the other 18
+    // it lacks.
+    let outdated = ["d2/k05", "d0/k06"];
+    let old: Vec<_> = outdated
+        .iter()
+        .map(|k| (k.to_string(), b"old".to_vec(), None))
+        .collect();
+    rig.put_many(&rig.destination_bucket, old, 8).await?;
 
     let run = rig
         .run_binary(&config(&rig), &["sync", "--enqueue"])
@@ -311,11 +319,26 @@ async fn enqueue_puts_exactly_the_outdated_keys_on_the_queue() -> Result<()> {
         let m = QueueMessage::from_body(&body)?;
         ensure!(m.op == Operation::Copy && m.bucket == rig.source_bucket);
         ensure!(m.e_tag == etags[&m.key], "{} carries {}", m.key, m.e_tag);
-        // The worker reads it as a job.
-        ensure!(matches!(
-            ossbridge_transfer::decode::decode(&body)?,
-            ossbridge_transfer::decode::Decoded::Jobs(_)
-        ));
+        // The worker reads it as a job, and a key the destination lacked
+        // as a new object: a source GET and an `If-None-Match: *` PUT,
+        // no destination HEAD first, as sync without --enqueue copies it.
+        let missing = !outdated.contains(&m.key.as_str());
+        let ossbridge_transfer::decode::Decoded::Jobs(jobs) =
+            ossbridge_transfer::decode::decode(&body)?
+        else {
+            bail!("{} is not a job", m.key);
+        };
+        ensure!(
+            jobs.len() == 1 && jobs[0].new_object == missing,
+            "{}: {jobs:?}",
+            m.key
+        );
+        let name = if missing {
+            ossbridge_transfer::sync::EVENT_NAME_MISSING
+        } else {
+            ossbridge_transfer::sync::EVENT_NAME
+        };
+        ensure!(m.event_name == name, "{}: {}", m.key, m.event_name);
         ensure!(keys.insert(m.key), "duplicate job");
     }
     let expected: BTreeSet<String> = (5..25).map(|i| format!("d{}/k{i:02}", i % 3)).collect();

@@ -139,4 +139,13 @@ fn only_puts_and_posts_announce_a_new_object() {
     assert!(!job(&s3("ObjectCreated:Copy")).new_object);
     // A Data Transfer Hub message names no event: taken as a new object.
     assert!(job(r#"{"key":"k","size":1}"#).new_object);
+    // sync --enqueue: a key the destination lacked is a new object, one
+    // it held in another version is not.
+    let sync = |name: &str| {
+        format!(
+            r#"{{"key":"k","size":1,"version":1,"op":"copy","bucket":"b","region":"r","eTag":"e","eventName":"{name}","eventTime":"","idempotencyKey":"i"}}"#
+        )
+    };
+    assert!(job(&sync(crate::sync::EVENT_NAME_MISSING)).new_object);
+    assert!(!job(&sync(crate::sync::EVENT_NAME)).new_object);
 }

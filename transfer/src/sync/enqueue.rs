@@ -19,6 +19,13 @@ use super::summary::Failures;
 /// The event name of sync jobs: no OSS event caused them.
 pub const EVENT_NAME: &str = "ObjectCreated:Sync";
 
+/// The event name of a sync job for a key the destination lacked when
+/// sync listed it. A worker takes it as a new object: one source GET and
+/// one `If-None-Match: *` PUT, no destination HEAD first, as `sync`
+/// without `--enqueue` copies a missing key. The PUT's condition keeps
+/// that safe if the key appeared since the listing.
+pub const EVENT_NAME_MISSING: &str = "ObjectCreated:SyncMissing";
+
 /// Where the source objects are, for the messages.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -26,10 +33,16 @@ pub struct Source {
     pub region: String,
 }
 
-/// The message for one copy job. `eventTime` is empty: the job is not an
-/// event, and a worker would otherwise count the object's age as
-/// replication lag.
-pub fn message(source: &Source, entry: &Listed, run_id: &str) -> QueueMessage {
+/// The message for one copy job, of a key the destination lacked
+/// (`missing`) or held in another version. `eventTime` is empty: the job
+/// is not an event, and a worker would otherwise count the object's age
+/// as replication lag.
+pub fn message(source: &Source, entry: &Listed, run_id: &str, missing: bool) -> QueueMessage {
+    let event_name = if missing {
+        EVENT_NAME_MISSING
+    } else {
+        EVENT_NAME
+    };
     QueueMessage {
         key: entry.key.clone(),
         size: entry.size,
@@ -38,7 +51,7 @@ pub fn message(source: &Source, entry: &Listed, run_id: &str) -> QueueMessage {
         bucket: source.bucket.clone(),
         region: source.region.clone(),
         e_tag: entry.etag.clone(),
-        event_name: EVENT_NAME.to_owned(),
+        event_name: event_name.to_owned(),
         event_time: String::new(),
         request_id: run_id.to_owned(),
         source_id: "sync".to_owned(),
@@ -48,7 +61,7 @@ pub fn message(source: &Source, entry: &Listed, run_id: &str) -> QueueMessage {
             &source.bucket,
             &entry.key,
             &entry.etag,
-            EVENT_NAME,
+            event_name,
             run_id,
         ),
     }

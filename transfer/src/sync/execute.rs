@@ -169,7 +169,8 @@ impl Executor {
             return;
         }
         if let Some(enqueuer) = &self.enqueuer {
-            let message = enqueue::message(&self.source, &entry, &self.run_id);
+            let missing = reason == Reason::Missing;
+            let message = enqueue::message(&self.source, &entry, &self.run_id, missing);
             enqueuer.send(message).await;
             return;
         }

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{Config, RunError, clients};
 pub use deletes::{DEFAULT_MAX_DELETE_PERCENT, DeleteLimits};
 pub use diff::{Decision, Filter, Pair, Reason, decide};
+pub use enqueue::{EVENT_NAME, EVENT_NAME_MISSING};
 use execute::Executor;
 pub use listing::{Entry, Listing, Side};
 use progress::Counters;
