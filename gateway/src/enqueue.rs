@@ -120,22 +120,16 @@ impl Batcher {
         messages: &[QueueMessage],
         resend: Option<&str>,
     ) -> Result<(), EnqueueError> {
-        let on_fifo = fifo::is_fifo(self.queue_url());
+        let on_fifo = self.sender.is_fifo();
         let entries: Vec<Entry> = messages
             .iter()
             .map(|m| {
-                if !on_fifo {
-                    // A standard queue takes no group or deduplication id;
-                    // hashing one per event would be work thrown away.
-                    return Entry::new(m.to_body());
-                }
-                let entry = Entry::for_message(m);
+                let entry = Entry::for_message(m, on_fifo);
                 match resend {
-                    Some(run) => entry.with_deduplication_id(fifo::resend_deduplication_id(
-                        &m.idempotency_key,
-                        run,
-                    )),
-                    None => entry,
+                    Some(run) if on_fifo => entry.with_deduplication_id(
+                        fifo::resend_deduplication_id(&m.idempotency_key, run),
+                    ),
+                    _ => entry,
                 }
             })
             .collect();

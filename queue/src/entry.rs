@@ -33,14 +33,16 @@ impl Entry {
         }
     }
 
-    /// An ossbridge queue message, grouped by object and deduplicated by
-    /// idempotency key (see [`crate::fifo`]).
-    pub fn for_message(message: &QueueMessage) -> Entry {
+    /// An ossbridge queue message. For a FIFO queue (`on_fifo`) it is
+    /// grouped by object and deduplicated by idempotency key (see
+    /// [`crate::fifo`]); a standard queue takes neither id, so none is
+    /// computed (the group id is a SHA-256 per message).
+    pub fn for_message(message: &QueueMessage, on_fifo: bool) -> Entry {
         Entry {
             body: message.to_body(),
             attributes: HashMap::new(),
-            group_id: Some(fifo::object_group_id(&message.bucket, &message.key)),
-            deduplication_id: Some(fifo::deduplication_id(message)),
+            group_id: on_fifo.then(|| fifo::object_group_id(&message.bucket, &message.key)),
+            deduplication_id: on_fifo.then(|| fifo::deduplication_id(message)),
         }
     }
 
@@ -217,12 +219,15 @@ mod tests {
             "region":"cn-hangzhou","eTag":"e","eventName":"ObjectCreated:PutObject",
             "eventTime":"","idempotencyKey":"k-1"}"#;
         let message = QueueMessage::from_body(body).expect("message");
-        let entry = Entry::for_message(&message);
+        let entry = Entry::for_message(&message, true);
         assert_eq!(entry.body, message.to_body());
         assert_eq!(
             entry.group_id.as_deref(),
             Some(fifo::object_group_id("media", "a/b").as_str())
         );
         assert_eq!(entry.deduplication_id.as_deref(), Some("k-1"));
+        let standard = Entry::for_message(&message, false);
+        assert_eq!(standard.body, message.to_body());
+        assert_eq!((standard.group_id, standard.deduplication_id), (None, None));
     }
 }

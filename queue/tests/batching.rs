@@ -96,8 +96,8 @@ async fn a_fifo_queue_gets_object_groups_and_a_handed_back_message_survives() ->
         job("media", "b", "r1"),
         job("media", "c", "r1"),
     ];
-    let mut entries: Vec<Entry> = jobs.iter().map(Entry::for_message).collect();
-    entries.push(Entry::for_message(&jobs[0]));
+    let mut entries: Vec<Entry> = jobs.iter().map(|j| Entry::for_message(j, true)).collect();
+    entries.push(Entry::for_message(&jobs[0], true));
     sender.submit_all(entries).await?;
     let mut seen = Vec::new();
     loop {
@@ -129,7 +129,8 @@ async fn a_fifo_queue_gets_object_groups_and_a_handed_back_message_survives() ->
         .data_type("String")
         .string_value("o-1")
         .build()?;
-    let entry = Entry::for_message(&job("media", "long", "r2")).with_attribute("origin", origin);
+    let entry =
+        Entry::for_message(&job("media", "long", "r2"), true).with_attribute("origin", origin);
     sender.submit_all([entry.clone()]).await?;
     let original = receive(&aws, &queue_url)
         .await?

@@ -123,7 +123,7 @@ impl Enqueuer {
             }
         };
         self.sender
-            .submit_with(Entry::for_message(&message), counted)
+            .submit_with(Entry::for_message(&message, self.sender.is_fifo()), counted)
             .await;
     }
 }
