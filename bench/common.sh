@@ -44,6 +44,13 @@ wait_gateway_ready() {
 }
 # Process $1's user + system CPU so far, in clock ticks (getconf CLK_TCK).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Appends the gateway's SQS batching to config $1: LINGER_MS
+# (sqs.batch_linger_ms, 2 by default) and LINGER_WHEN_IDLE
+# (sqs.batch_linger_when_idle, true by default).
+gateway_batching_toml() {
+  printf '[sqs]\nbatch_linger_ms = %s\nbatch_linger_when_idle = %s\n' \
+    "${LINGER_MS:-2}" "${LINGER_WHEN_IDLE:-true}" >>"$1"
+}
 # Writes the benchmark gateway's config to $1: the public listener on port
 # $2 with TLS from $work/tls (`gateway_credentials`), the admin
 # listener on $3, SQS at $4, no rate limit, warnings-only JSON logs, and

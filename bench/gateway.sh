@@ -49,8 +49,7 @@ run_against() {
   admin_port=$(free_port)
   gateway_toml "$work/gateway-$label.toml" "$gw_port" "$admin_port" "$endpoint" \
     "bench=$gw_queue" "warm=$warm_queue"
-  printf '[sqs]\nbatch_linger_ms = %s\nbatch_linger_when_idle = %s\n' \
-    "$LINGER_MS" "$LINGER_WHEN_IDLE" >>"$work/gateway-$label.toml"
+  gateway_batching_toml "$work/gateway-$label.toml"
   target/release/ossbridge-gateway --config "$work/gateway-$label.toml" 2>"$work/gateway-$label.log" &
   gw_pid=$!
   pids+=("$gw_pid")

@@ -101,8 +101,7 @@ if [ "$SQS_LATENCY_MS" != 0 ]; then
   gw_sqs=$(head -1 "$work/sqs-proxy.out")
 fi
 gateway_toml "$work/gateway.toml" "$gw_port" "$gw_admin" "$gw_sqs" "lag=$queue"
-printf '[sqs]\nbatch_linger_ms = %s\nbatch_linger_when_idle = %s\n' \
-  "${LINGER_MS:-2}" "$LINGER_WHEN_IDLE" >>"$work/gateway.toml"
+gateway_batching_toml "$work/gateway.toml"
 cat >"$work/transfer.toml" <<TOML
 queue_url = "$queue"
 [log]
